@@ -1,0 +1,1 @@
+"""Benchmarks for seqkit and seqlint: `python -m benchmarks [NAMES...]` (see __main__)."""

@@ -1,0 +1,171 @@
+"""What every seqkit dataset shares: checked inputs, batch indexing, per-sample shuffling.
+
+Keras' own `shuffle=True` only reorders whole batches of a PyDataset, so the same samples always meet
+in the same batch; seqkit shuffles samples. The order of an epoch comes from `(seed, epoch)` alone, so
+it is reproducible and identical in every worker process, and the rows of a batch are gathered in
+sorted order, which is what makes shuffled reads from a memory-mapped file fast.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from seqkit.arrays import check_batch_size, common_length, leaf_names, load_structure
+from seqkit.seeding import epoch_rng, resolve_seed
+from seqkit.structure import TreeDef, unflatten
+
+
+@dataclass(frozen=True)
+class MappedFile:
+    """Enough to map a read-only array file again in another process."""
+
+    filename: str
+    dtype: np.dtype
+    shape: tuple
+    offset: int
+    order: str
+
+    def open(self) -> np.memmap:
+        return np.memmap(self.filename, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape, order=self.order)
+
+
+def mapped_file(leaf: np.ndarray) -> MappedFile | None:
+    """The file behind a whole-file read-only memmap (what np.load(mmap_mode="r") returns), else None."""
+    if not isinstance(leaf, np.memmap) or getattr(leaf, "filename", None) is None or leaf.mode != "r":
+        return None
+    if leaf.base is None or not isinstance(leaf.base, mmap.mmap):
+        return None  # a view into a map: its offset within the file is not recorded
+    order = "F" if leaf.flags.f_contiguous and not leaf.flags.c_contiguous else "C"
+    return MappedFile(leaf.filename, leaf.dtype, leaf.shape, leaf.offset, order)
+
+
+class BatchSequence(keras.utils.PyDataset):
+    """A PyDataset over arrays (or nests of them) that all have the same number of rows.
+
+    Subclasses decide where the arrays come from (`_prepare`); batching, shuffling and validation are
+    here. `**kwargs` (workers, use_multiprocessing, max_queue_size) go to Keras unchanged.
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        y: Any = None,
+        *,
+        batch_size: int = 32,
+        shuffle: bool = False,
+        seed: int | None = None,
+        drop_remainder: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.batch_size = check_batch_size(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_remainder = bool(drop_remainder)
+        self.seed = resolve_seed(seed)
+        x_leaves, x_def = load_structure(x, "x")
+        self._has_y = y is not None
+        y_leaves, y_def = load_structure(y, "y") if self._has_y else ([], None)
+        named = list(zip(leaf_names(x, "x"), x_leaves)) + list(zip(leaf_names(y, "y") if self._has_y else [], y_leaves))
+        # Lengths are checked on the raw inputs, before any (possibly long) preprocessing.
+        self.num_samples = common_length(named)
+        if self.drop_remainder and self.num_samples < self.batch_size:
+            raise ValueError(
+                f"drop_remainder=True with {self.num_samples} samples and batch_size={self.batch_size} "
+                "leaves no batch at all"
+            )
+        x_leaves, self._x_def = self._prepare(x_leaves, x_def, "x")
+        y_leaves, self._y_def = self._prepare(y_leaves, y_def, "y") if self._has_y else ([], None)
+        self._x_leaves = self._finish_leaves(x_leaves)
+        self._y_leaves = self._finish_leaves(y_leaves)
+        self._x_maps = [mapped_file(leaf) for leaf in x_leaves]
+        self._y_maps = [mapped_file(leaf) for leaf in y_leaves]
+        self.epoch = 0
+        self._order: np.ndarray | None = None
+        self._reorder()
+
+    # -- what subclasses change ----------------------------------------------------------------
+    def _prepare(self, leaves: list[np.ndarray], treedef: TreeDef, name: str) -> tuple[list[np.ndarray], TreeDef]:
+        """Turn the checked input arrays of `x` or `y` into the arrays batches are cut from."""
+        return leaves, treedef
+
+    def _finish_leaves(self, leaves: list[np.ndarray]) -> list[np.ndarray]:
+        # Plain ndarray views over the maps: indexing an np.memmap returns np.memmap objects that keep
+        # the file open in every batch handed to Keras; views of the ndarray type give plain copies.
+        return [np.asarray(leaf) for leaf in leaves]
+
+    def _take(self, array: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
+        """One leaf's rows for a batch: a slice (contiguous) or sorted row numbers (shuffled)."""
+        if isinstance(rows, slice):
+            return array[rows]
+        return np.take(array, rows, axis=0)
+
+    # -- pickling (spawn/forkserver workers) ---------------------------------------------------
+    def __getstate__(self) -> dict:
+        # A memory-mapped leaf travels as its file's description and is mapped again on arrival, not
+        # copied byte by byte into every worker.
+        state = self.__dict__.copy()
+        for key in ("_x", "_y"):
+            maps = state[f"{key}_maps"]
+            state[f"{key}_leaves"] = [m if m is not None else leaf for m, leaf in zip(maps, state[f"{key}_leaves"])]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for key in ("_x", "_y"):
+            state[f"{key}_leaves"] = [
+                np.asarray(leaf.open()) if isinstance(leaf, MappedFile) else leaf for leaf in state[f"{key}_leaves"]
+            ]
+        self.__dict__.update(state)
+
+    # -- Keras protocol ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        if self.drop_remainder:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.batch_rows(index)
+        x = unflatten(self._x_def, [self._take(leaf, rows) for leaf in self._x_leaves])
+        if not self._has_y:
+            return (x,)
+        y = unflatten(self._y_def, [self._take(leaf, rows) for leaf in self._y_leaves])
+        return x, y
+
+    def on_epoch_end(self) -> None:
+        # The next order is fixed here, not in on_epoch_begin: Keras starts its worker processes
+        # before calling on_epoch_begin, but after on_epoch_end, so only this reaches them.
+        self.epoch += 1
+        self._reorder()
+
+    # -- indexing --------------------------------------------------------------------------------
+    def batch_rows(self, index: int) -> slice | np.ndarray:
+        """The rows of batch `index` of the current epoch: a slice, or sorted row numbers if shuffled."""
+        length = len(self)
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"batch index must be an integer, got {index!r}")
+        if index < 0:
+            index += length
+        if not 0 <= index < length:
+            raise IndexError(f"batch index {index} out of range for {length} batches")
+        start = int(index) * self.batch_size
+        stop = min(start + self.batch_size, self.num_samples)
+        if self._order is None:
+            return slice(start, stop)
+        return np.sort(self._order[start:stop])
+
+    def _reorder(self) -> None:
+        if self.shuffle:
+            self._order = epoch_rng(self.seed, self.epoch).permutation(self.num_samples)
+        else:
+            self._order = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Jump to the order of `epoch` (resuming a run, or a worker catching up with the main process)."""
+        self.epoch = int(epoch)
+        self._reorder()

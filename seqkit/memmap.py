@@ -1,0 +1,41 @@
+"""MemmapSequence: batches read from `.npy` files mapped into memory, so datasets larger than RAM train.
+
+The operating system's page cache does the caching: after the first epoch a dataset that fits in RAM is
+served at memory speed, and one that does not is streamed. Each batch is an ordinary array copied out
+of the map (never a view), so nothing handed to Keras keeps a file open or changes if the file does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from seqkit.base import BatchSequence
+
+
+class MemmapSequence(BatchSequence):
+    """A Keras PyDataset over `.npy` files (paths), memmaps or arrays, or dicts/tuples of them.
+
+    `shuffle=True` draws a new per-sample order each epoch from `(seed, epoch)`; the rows of a batch are
+    read in ascending file order. `**kwargs` (workers, use_multiprocessing, max_queue_size) go to Keras;
+    in worker processes started by spawn or forkserver the files are mapped again, not copied.
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        y: Any = None,
+        *,
+        batch_size: int = 32,
+        shuffle: bool = False,
+        seed: int | None = None,
+        drop_remainder: bool = False,
+        **kwargs,
+    ):
+        super().__init__(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder, **kwargs)
+
+    def _take(self, array: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
+        if isinstance(rows, slice):
+            return array[rows].copy()
+        return np.take(array, rows, axis=0)

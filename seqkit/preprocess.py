@@ -1,0 +1,352 @@
+"""preprocess_once: run deterministic per-sample preprocessing over a whole dataset once, not per batch.
+
+Naive generators redo the same scaling, normalising or one-hot encoding in every `__getitem__` of every
+epoch. Done once over large chunks it is vectorised, can use several processes, and with `cache_dir`
+survives across runs as a memory-mapped `.npy` keyed by a fingerprint of the data and the function.
+
+This module does not import Keras (worker processes import it); `PreprocessedSequence` lives in
+`seqkit.preprocessed` and is re-exported here on first use.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import re
+import shutil
+import tempfile
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from seqkit.arrays import common_length, leaf_names, load_structure
+from seqkit.fingerprint import array_digest, function_digest
+from seqkit.progress import LazyProgress
+from seqkit.structure import TreeDef, flatten, unflatten
+
+CHUNK_BYTES = 16 << 20  # input bytes per chunk: big enough to vectorise, small enough to stay in cache-ish memory
+_PROBE_ROWS = 16
+_CACHE_FORMAT = "1"  # bump when the cache layout changes
+
+
+class PreprocessError(RuntimeError):
+    """The preprocessing function failed on part of the data (the chunk's rows are in the message)."""
+
+
+def __getattr__(name: str):
+    if name == "PreprocessedSequence":
+        from seqkit.preprocessed import PreprocessedSequence
+
+        return PreprocessedSequence
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def function_name(fn: Callable) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(getattr(fn, "func", None), "__qualname__", None)
+    return name or type(fn).__qualname__
+
+
+def preprocess_once(
+    fn: Callable[[Any], Any],
+    x: Any,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    chunk_size: int | None = None,
+    processes: int | None = None,
+    verify: bool = True,
+) -> Any:
+    """Apply the row-wise function `fn` to all of `x` (an array, `.npy` path, memmap, or a dict/tuple of
+    them) chunk by chunk and return the result (same structure as `fn`'s output).
+
+    `fn` receives read-only chunks of `x` and must return one output row per input row. `verify` checks
+    on a small probe that a row's output does not depend on the other rows of its batch (batch
+    statistics, randomness), because computing such a function once would change the results. With
+    `cache_dir` the result is written there as `.npy` and reused, memory-mapped, by later calls with the
+    same data and the same function; `processes` > 1 runs chunks in a process pool (then `fn` must be
+    picklable: a module-level function or a functools.partial of one).
+    """
+    if not callable(fn):
+        raise TypeError(f"preprocess_once: fn must be callable, got {fn!r}")
+    name = function_name(fn)
+    leaves, treedef = load_structure(x, "x")
+    n = common_length(list(zip(leaf_names(x, "x"), leaves)), "all arrays of x")
+    views = [np.asarray(leaf) for leaf in leaves]
+    rows = _chunk_rows(chunk_size, views, n)
+    processes = _check_processes(processes, fn, name)
+    if cache_dir is None:
+        if verify:
+            check_rowwise(fn, views, treedef, n)
+        return _build(fn, name, views, treedef, n, rows, processes, sink=_MemorySink(n))
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{_safe(name)}-{cache_key(fn, views, treedef)[:32]}"
+    cached = _load_cache(path)
+    if cached is not None:
+        return cached  # same data, same function: it passed the row-wise check when it was built
+    if verify:
+        check_rowwise(fn, views, treedef, n)
+    return _build(fn, name, views, treedef, n, rows, processes, sink=_FileSink(path, n))
+
+
+def cache_key(fn: Callable, views: list[np.ndarray], treedef: TreeDef) -> str:
+    parts = [_CACHE_FORMAT, repr(treedef), function_digest(fn)] + [array_digest(v) for v in views]
+    return array_digest(np.frombuffer("|".join(parts).encode(), dtype=np.uint8))
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:60] or "fn"
+
+
+def _chunk_rows(chunk_size: int | None, views: list[np.ndarray], n: int) -> int:
+    if chunk_size is not None:
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of rows, got {chunk_size!r}")
+        return int(chunk_size)
+    row_bytes = sum(v.itemsize * int(np.prod(v.shape[1:], dtype=np.int64)) for v in views) or 1
+    return max(1, min(n, CHUNK_BYTES // row_bytes))
+
+
+def _check_processes(processes: int | None, fn: Callable, name: str) -> int:
+    if processes is None:
+        return 1
+    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
+        raise ValueError(f"processes must be a positive integer or None, got {processes!r}")
+    if processes > 1:
+        try:
+            pickle.dumps(fn)
+        except Exception as exc:
+            raise TypeError(
+                f"preprocess_once(processes={processes}) sends fn to worker processes, but {name!r} cannot be "
+                f"pickled ({exc}). Define it at module level (not a lambda or a function inside a function), "
+                "or use processes=None"
+            ) from None
+    return int(processes)
+
+
+def _chunk(views: list[np.ndarray], treedef: TreeDef, start: int, stop: int) -> Any:
+    pieces = []
+    for view in views:
+        piece = view[start:stop]
+        piece.flags.writeable = False  # fn must not scribble over the user's data (or the cache)
+        pieces.append(piece)
+    return unflatten(treedef, pieces)
+
+
+def _apply(fn: Callable, chunk: Any) -> Any:
+    """What a worker runs; module level so that spawn/forkserver children can unpickle it."""
+    return fn(chunk)
+
+
+# -- row-wise check ------------------------------------------------------------------------------
+
+
+def check_rowwise(fn: Callable, views: list[np.ndarray], treedef: TreeDef, n: int) -> None:
+    """Refuse functions whose output for a row depends on the other rows passed with it.
+
+    Two overlapping windows of the same rows go through `fn`; a row-wise function gives the same rows
+    in both. Batch statistics (`x - x.mean()`) or random draws do not, and computing them once over the
+    dataset would silently differ from the per-batch results the user had.
+    """
+    name = function_name(fn)
+    if n < 3:
+        return
+    m = min(n, _PROBE_ROWS)
+    whole = _run_probe(fn, name, views, treedef, 0, m)
+    tail = _run_probe(fn, name, views, treedef, 1, m)
+    single = _run_probe(fn, name, views, treedef, m - 1, m)
+    for (window, reference), (label) in (
+        ((tail, [leaf[1:] for leaf in whole]), f"fn(x[1:{m}]) differs from fn(x[0:{m}])[1:]"),
+        ((single, [leaf[m - 1 :] for leaf in whole]), f"fn(x[{m - 1}:{m}]) differs from fn(x[0:{m}])[{m - 1}:]"),
+    ):
+        if not all(_same(a, b) for a, b in zip(window, reference)):
+            raise ValueError(
+                f"preprocess function {name!r} is not row-wise: {label}. Its output for a sample depends on the "
+                "other samples passed with it (batch statistics such as x.mean() or x.std(), or random draws). "
+                "Computing it once over the whole dataset would change the results compared with computing it "
+                "per batch, so it is not cached. Compute such statistics once (e.g. over the training set) and "
+                "use them as constants, keep random augmentation in the model, or pass verify=False if the "
+                "whole-dataset result is what you want."
+            )
+
+
+def _run_probe(fn, name, views, treedef, start, stop) -> list[np.ndarray]:
+    out = _call(fn, name, _chunk(views, treedef, start, stop), start, stop)
+    return [leaf for leaf in out[0]]
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape:
+        return False
+    if np.issubdtype(a.dtype, np.inexact):
+        return bool(np.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def _call(fn: Callable, name: str, chunk: Any, start: int, stop: int, result: Any = None, computed: bool = False):
+    """fn on one chunk, with errors that say which rows; returns (output leaves, output structure)."""
+    if not computed:
+        try:
+            result = fn(chunk)
+        except Exception as exc:
+            raise PreprocessError(f"preprocess function {name!r} failed on chunk rows {start}:{stop}: {exc!r}") from exc
+    return _check_output(result, name, start, stop)
+
+
+def _check_output(result: Any, name: str, start: int, stop: int) -> tuple[list[np.ndarray], TreeDef]:
+    out_leaves, out_def = flatten(result)
+    arrays = []
+    for leaf in out_leaves:
+        array = np.asarray(leaf)
+        if array.dtype == object:
+            raise TypeError(f"preprocess function {name!r} returned an object-dtype array for chunk rows {start}:{stop}")
+        if array.ndim == 0 or len(array) != stop - start:
+            got = "a scalar" if array.ndim == 0 else f"{len(array)} rows"
+            raise ValueError(
+                f"preprocess function {name!r} returned {got} for chunk rows {start}:{stop} ({stop - start} rows); "
+                "it must return exactly one output row per input row"
+            )
+        arrays.append(array)
+    return arrays, out_def
+
+
+# -- building --------------------------------------------------------------------------------------
+
+
+def _build(fn, name, views, treedef, n, rows, processes, sink) -> Any:
+    bounds = [(start, min(start + rows, n)) for start in range(0, n, rows)] or [(0, 0)]
+    progress = LazyProgress(n, f"preprocessing with {name}")
+    try:
+        for start, stop, result in _results(fn, views, treedef, bounds, processes):
+            leaves, out_def = _call(fn, name, None, start, stop, result, computed=True)
+            sink.write(start, stop, leaves, out_def, name)
+            progress.advance(stop - start)
+        return sink.finish()
+    except BaseException:
+        sink.abort()  # also on KeyboardInterrupt: no half-written cache may ever be taken for a full one
+        raise
+    finally:
+        progress.close()
+
+
+def _results(fn, views, treedef, bounds, processes):
+    if processes <= 1 or len(bounds) == 1:
+        name = function_name(fn)
+        for start, stop in bounds:
+            try:
+                result = fn(_chunk(views, treedef, start, stop))
+            except Exception as exc:
+                raise PreprocessError(f"preprocess function {name!r} failed on chunk rows {start}:{stop}: {exc!r}") from exc
+            yield start, stop, result
+        return
+    yield from _pool_results(fn, views, treedef, bounds, processes)
+
+
+def _pool_results(fn, views, treedef, bounds, processes):
+    # forkserver/spawn, never fork: the parent may hold TensorFlow's threads, which fork would copy broken.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    name = function_name(fn)
+    pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context(method))
+    pending: deque = deque()
+    todo = iter(bounds)
+    try:
+        for start, stop in todo:
+            pending.append((start, stop, pool.submit(_apply, fn, _chunk(views, treedef, start, stop))))
+            if len(pending) >= 2 * processes:
+                break
+        while pending:
+            start, stop, future = pending.popleft()
+            try:
+                result = future.result()
+            except Exception as exc:
+                raise PreprocessError(f"preprocess function {name!r} failed on chunk rows {start}:{stop}: {exc!r}") from exc
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append((*nxt, pool.submit(_apply, fn, _chunk(views, treedef, *nxt))))
+            yield start, stop, result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _MemorySink:
+    def __init__(self, n: int):
+        self.n = n
+        self.arrays: list[np.ndarray] | None = None
+        self.treedef: TreeDef | None = None
+
+    def _allocate(self, leaf: np.ndarray) -> np.ndarray:
+        return np.empty((self.n, *leaf.shape[1:]), dtype=leaf.dtype)
+
+    def write(self, start: int, stop: int, leaves: list[np.ndarray], treedef: TreeDef, name: str) -> None:
+        if self.arrays is None:
+            self.treedef = treedef
+            self.arrays = [self._allocate(leaf) for leaf in leaves]
+        elif treedef != self.treedef or any(
+            a.shape[1:] != l.shape[1:] or a.dtype != l.dtype for a, l in zip(self.arrays, leaves)
+        ):
+            raise ValueError(
+                f"preprocess function {name!r} returned a different structure, shape or dtype for chunk rows "
+                f"{start}:{stop} than for the first chunk; every chunk must give the same kind of output"
+            )
+        for array, leaf in zip(self.arrays, leaves):
+            array[start:stop] = leaf
+
+    def finish(self) -> Any:
+        return unflatten(self.treedef, self.arrays)
+
+    def abort(self) -> None:
+        self.arrays = None
+
+
+class _FileSink(_MemorySink):
+    """Writes into a temp file (or temp folder for several outputs) beside the cache, renamed at the end."""
+
+    def __init__(self, path: Path, n: int):
+        super().__init__(n)
+        self.path = path
+        self.tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        self._count = 0
+
+    def _allocate(self, leaf: np.ndarray) -> np.ndarray:
+        target = self.tmp / f"{self._count}.npy"
+        self._count += 1
+        return np.lib.format.open_memmap(target, mode="w+", dtype=leaf.dtype, shape=(self.n, *leaf.shape[1:]))
+
+    def finish(self) -> Any:
+        for array in self.arrays or []:
+            array.flush()
+        self.arrays = None
+        if self.treedef.kind == "leaf":
+            final = self.path.with_suffix(".npy")
+            os.replace(self.tmp / "0.npy", final)
+            shutil.rmtree(self.tmp)
+        else:
+            (self.tmp / "structure.pickle").write_bytes(pickle.dumps(self.treedef))
+            final = self.path.with_suffix(".npys")
+            os.replace(self.tmp, final)  # a folder rename is atomic too; a stale one is replaced below
+        loaded = _load_cache(self.path)
+        if loaded is None:
+            raise OSError(f"preprocess cache {final} vanished right after being written")
+        return loaded
+
+    def abort(self) -> None:
+        self.arrays = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _load_cache(path: Path) -> Any:
+    """The cached result at `path` (.npy, or .npys folder for several outputs), memory-mapped; None if absent."""
+    single, multi = path.with_suffix(".npy"), path.with_suffix(".npys")
+    try:
+        if single.exists():
+            return np.load(single, mmap_mode="r")
+        if multi.is_dir():
+            treedef = pickle.loads((multi / "structure.pickle").read_bytes())
+            leaves = [np.load(multi / f"{i}.npy", mmap_mode="r") for i in range(treedef.num_leaves)]
+            return unflatten(treedef, leaves)
+    except (OSError, ValueError, pickle.UnpicklingError):
+        return None  # damaged by something outside seqkit: rebuild rather than fail
+    return None

@@ -1,0 +1,103 @@
+"""Where code runs: per batch, per epoch or once.
+
+Keras calls `__getitem__` for every batch, `on_epoch_end` after every epoch and `__init__` once.
+Whatever those call (methods through `self.`, including inherited ones, and module-level functions,
+followed transitively) runs just as often. A function reached from several roots gets the most
+frequent phase. References count as well as calls: `map(self.load, files)` runs `load` per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import Enum
+
+import libcst as cst
+
+from seqlint.analysis.sequences import SequenceClass
+
+
+class Phase(str, Enum):
+    BATCH = "batch"
+    EPOCH = "epoch"
+    ONCE = "once"
+
+
+ROOTS: dict[Phase, tuple[str, ...]] = {
+    Phase.BATCH: ("__getitem__",),
+    Phase.EPOCH: ("on_epoch_end", "on_epoch_begin"),
+    Phase.ONCE: ("__init__",),
+}
+
+
+def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """Every node under `node` (itself included), depth first, in source order."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.children))
+
+
+def references(func: cst.FunctionDef) -> tuple[set[str], set[str]]:
+    """(names used as `self.<name>` or `super().<name>`, bare names used) inside the function."""
+    attrs: set[str] = set()
+    names: set[str] = set()
+    for node in walk(func.body):
+        if isinstance(node, cst.Attribute):
+            value = node.value
+            if (isinstance(value, cst.Name) and value.value == "self") or (
+                isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "super"
+            ):
+                attrs.add(node.attr.value)
+        elif isinstance(node, cst.Name):
+            names.add(node.value)
+    return attrs, names
+
+
+class CallGraph:
+    """Reachability from the Keras entry points of each Sequence class of one module."""
+
+    def __init__(self, sequences: list[SequenceClass], module_functions: dict[str, cst.FunctionDef]):
+        self.module_functions = module_functions
+        self._refs: dict[int, tuple[set[str], set[str]]] = {}
+        # per sequence: phase -> ordered {function: call path from the root}
+        self.reached: dict[str, dict[Phase, dict[cst.FunctionDef, tuple[str, ...]]]] = {}
+        for seq in sequences:
+            self.reached[seq.name] = {phase: self._reach(seq, roots) for phase, roots in ROOTS.items()}
+
+    def _refs_of(self, func: cst.FunctionDef):
+        key = id(func)
+        if key not in self._refs:
+            self._refs[key] = references(func)
+        return self._refs[key]
+
+    def _reach(self, seq: SequenceClass, roots: tuple[str, ...]) -> dict[cst.FunctionDef, tuple[str, ...]]:
+        reached: dict[cst.FunctionDef, tuple[str, ...]] = {}
+        queue: list[tuple[cst.FunctionDef, tuple[str, ...]]] = []
+        external_seen: set[str] = set()
+
+        def follow_method(name: str, path: tuple[str, ...]) -> None:
+            label = f"self.{name}" if path else name
+            if name in seq.methods:
+                queue.append((seq.methods[name], (*path, label)))
+            elif name in seq.external_methods and name not in external_seen:
+                # Defined in another file: what it calls back into this class still runs here.
+                external_seen.add(name)
+                for ref in seq.external_methods[name].self_refs:
+                    follow_method(ref, (*path, label))
+
+        for root in roots:
+            follow_method(root, ())
+        while queue:
+            func, path = queue.pop(0)
+            if func in reached:
+                continue
+            reached[func] = path
+            attrs, names = self._refs_of(func)
+            for name in sorted(attrs):
+                follow_method(name, reached[func])
+            for name in sorted(names):
+                target = self.module_functions.get(name)
+                if target is not None and target is not func:
+                    queue.append((target, (*reached[func], name)))
+        return reached

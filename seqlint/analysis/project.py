@@ -1,0 +1,249 @@
+"""What the other files of the checked tree contribute: Sequence base classes defined elsewhere.
+
+`class TrainGen(BaseGen)` with `from .base import BaseGen` is a Keras Sequence only if base.py says
+so. The index summarises such files with the stdlib `ast` parser (several times faster than libcst)
+and keeps plain data only, so the runner can pickle it to its worker processes.
+Only files whose text names `Sequence`/`PyDataset`, or a class already known to be a Sequence, are
+parsed, repeating until no new class is found.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from dataclasses import dataclass, field
+
+from seqlint.analysis.tables import keras_tables
+
+_KERAS_WORDS = ("Sequence", "PyDataset")
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """Which methods (`self.x`) and module functions (bare names) a method refers to."""
+
+    self_refs: tuple[str, ...]
+    func_refs: tuple[str, ...]
+
+
+@dataclass
+class ClassSummary:
+    name: str
+    filename: str
+    bases: tuple[str, ...]  # qualified as far as the file's imports tell
+    methods: dict[str, MethodSummary]
+
+
+@dataclass
+class FileSummary:
+    filename: str
+    imports: dict[str, str]
+    classes: dict[str, ClassSummary]
+
+
+def module_keys(filename: str) -> list[str]:
+    """Every dotted module name the file could be imported as: "mod", "pkg.mod", "src.pkg.mod", ..."""
+    parts = _path_parts(filename)
+    if parts and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return [".".join(parts[i:]) for i in range(len(parts)) if parts[i:]]
+
+
+def _path_parts(filename: str) -> list[str]:
+    path = os.path.abspath(filename)
+    stem, _ = os.path.splitext(path)
+    return [p for p in stem.split(os.sep) if p]
+
+
+def absolute_import(qualname: str, filename: str) -> str:
+    """".base.BaseGen" imported from /a/pkg/train.py -> "a.pkg.base.BaseGen"."""
+    level = len(qualname) - len(qualname.lstrip("."))
+    if not level:
+        return qualname
+    package = _path_parts(filename)[:-1]
+    if level > 1:
+        package = package[: len(package) - (level - 1)]
+    rest = qualname[level:]
+    return ".".join([*package, rest] if rest else package)
+
+
+def summarise(source: str, filename: str) -> FileSummary | None:
+    try:
+        tree = ast.parse(source, filename)
+    except (SyntaxError, ValueError):
+        return None
+    imports: dict[str, str] = {}
+    classes: dict[str, ClassSummary] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    imports[alias.asname] = alias.name
+                else:
+                    head = alias.name.split(".", 1)[0]
+                    imports[head] = head
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            for alias in node.names:
+                if alias.name == "*":
+                    continue
+                sep = "" if base.endswith(".") or not base else "."
+                imports[alias.asname or alias.name] = f"{base}{sep}{alias.name}"
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            classes[node.name] = _summarise_class(node, imports, filename)
+    return FileSummary(filename, imports, classes)
+
+
+def _summarise_class(node: ast.ClassDef, imports: dict[str, str], filename: str) -> ClassSummary:
+    bases = []
+    for base in node.bases:
+        dotted = _ast_dotted(base)
+        if dotted:
+            head, _, rest = dotted.partition(".")
+            if head in imports:
+                dotted = imports[head] + (f".{rest}" if rest else "")
+            bases.append(dotted)
+    methods = {}
+    for item in node.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self_refs, func_refs = set(), set()
+            for sub in ast.walk(item):
+                if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+                    self_refs.add(sub.attr)
+                elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                    func_refs.add(sub.id)
+            methods[item.name] = MethodSummary(tuple(sorted(self_refs)), tuple(sorted(func_refs)))
+    return ClassSummary(node.name, filename, tuple(bases), methods)
+
+
+def _ast_dotted(expr: ast.expr) -> str | None:
+    parts = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        return None
+    parts.append(expr.id)
+    return ".".join(reversed(parts))
+
+
+@dataclass
+class ProjectIndex:
+    files: dict[str, FileSummary] = field(default_factory=dict)  # abspath -> summary
+    by_module: dict[str, list[str]] = field(default_factory=dict)  # dotted key -> abspaths
+    by_class_name: dict[str, list[ClassSummary]] = field(default_factory=dict)
+    sequence_names: frozenset[str] = frozenset()  # classes of the tree that are Keras Sequences
+    _word_re: re.Pattern | None = None
+
+    @classmethod
+    def build(cls, sources: dict[str, str]) -> ProjectIndex:
+        index = cls()
+        pending = {os.path.abspath(name): text for name, text in sources.items()}
+        words = set(_KERAS_WORDS)
+        while True:
+            pattern = _words_pattern(words)
+            batch = {name: text for name, text in pending.items() if pattern.search(text)}
+            if not batch:
+                break
+            for name in batch:
+                del pending[name]
+            for name, text in batch.items():
+                summary = summarise(text, name)
+                if summary is not None:
+                    index._add(summary)
+            found = {c.name for c in index.iter_classes() if index.keras_base(c) is not None}
+            if found <= words:
+                break
+            words |= found
+        index.sequence_names = frozenset(
+            c.name for c in index.iter_classes() if index.keras_base(c) is not None
+        )
+        return index
+
+    def _add(self, summary: FileSummary) -> None:
+        self.files[summary.filename] = summary
+        for key in module_keys(summary.filename):
+            self.by_module.setdefault(key, []).append(summary.filename)
+        for cls_summary in summary.classes.values():
+            self.by_class_name.setdefault(cls_summary.name, []).append(cls_summary)
+
+    def iter_classes(self):
+        for summary in self.files.values():
+            yield from summary.classes.values()
+
+    def may_matter(self, source: str) -> bool:
+        """False when the text can neither hold a Keras Sequence subclass nor anything a module-wide rule
+        looks at: the runner then skips parsing the file."""
+        if self._word_re is None:
+            from seqlint.rules import module_wide_tokens
+
+            words = set(_KERAS_WORDS) | set(self.sequence_names)
+            pattern = "|".join(re.escape(w) for w in sorted(words))
+            tokens = "|".join(re.escape(t) for t in sorted(module_wide_tokens()))
+            self._word_re = re.compile(rf"\b(?:{pattern})\b" + (f"|{tokens}" if tokens else ""))
+        return self._word_re.search(source) is not None
+
+    def resolve(self, qualname: str, from_file: str, _depth: int = 0) -> ClassSummary | None:
+        """The class of the tree that `qualname` (as imported in `from_file`) names, if any."""
+        if _depth > 8:
+            return None
+        from_file = os.path.abspath(from_file)
+        qualname = absolute_import(qualname, from_file)
+        module, _, name = qualname.rpartition(".")
+        local = self.files.get(from_file)
+        if not module and local is not None and name in local.classes:
+            return local.classes[name]
+        candidates = self.by_module.get(module, []) if module else []
+        if len(candidates) == 1:
+            summary = self.files[candidates[0]]
+            if name in summary.classes:
+                return summary.classes[name]
+            if name in summary.imports:  # re-exported, e.g. from a package __init__
+                return self.resolve(summary.imports[name], summary.filename, _depth + 1)
+        # Ambiguous or unknown module: match by class name across the tree, preferring a Sequence.
+        same_name = self.by_class_name.get(name, [])
+        for cls_summary in same_name:
+            if self.keras_base(cls_summary, _depth + 1) is not None:
+                return cls_summary
+        return same_name[0] if len(same_name) == 1 else None
+
+    def keras_base(self, cls_summary: ClassSummary, _depth: int = 0) -> tuple[str, bool] | None:
+        """(Keras base qualified name, keras3) reached by the class through its bases, or None."""
+        if _depth > 8:
+            return None
+        tables = keras_tables()
+        for base in cls_summary.bases:
+            kind = tables.base_kind(base)
+            if kind is not None:
+                return base, kind
+            parent = self.resolve(base, cls_summary.filename, _depth + 1)
+            if parent is not None and parent is not cls_summary:
+                found = self.keras_base(parent, _depth + 1)
+                if found is not None:
+                    return found
+            elif (
+                base in tables.unresolved_names
+                and base not in self.files[cls_summary.filename].imports
+                and {"__getitem__", "__len__"} <= set(cls_summary.methods)
+            ):
+                return base, True
+        return None
+
+    def inherited_methods(self, cls_summary: ClassSummary, _depth: int = 0) -> dict[str, MethodSummary]:
+        """Methods of the class and its tree bases, nearest definition first (simplified MRO)."""
+        methods: dict[str, MethodSummary] = {}
+        if _depth > 8:
+            return methods
+        for base in cls_summary.bases:
+            parent = self.resolve(base, cls_summary.filename, _depth + 1)
+            if parent is not None and parent is not cls_summary:
+                for key, value in self.inherited_methods(parent, _depth + 1).items():
+                    methods.setdefault(key, value)
+        methods.update(cls_summary.methods)
+        return methods
+
+
+def _words_pattern(words: set[str]) -> re.Pattern:
+    return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(words)) + r")\b")

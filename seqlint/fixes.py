@@ -1,0 +1,148 @@
+"""Building fixes from libcst nodes, and applying them to source text.
+
+Edits are text replacements over code ranges, so everything outside them (formatting, comments) is
+kept byte for byte. Imports a fix needs are added after the module's last top-level import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import libcst as cst
+
+from seqlint.findings import Applicability, Edit, Fix, Location
+
+
+def replace(ctx, node: cst.CSTNode, content: str) -> Edit:
+    """Replace the node's code (parentheses around it stay) with `content`."""
+    start, end = ctx.position(node)
+    return Edit(content, start, end)
+
+
+def insert(location: Location, content: str) -> Edit:
+    return Edit(content, location, location)
+
+
+def line_start(row: int) -> Location:
+    return Location(row, 1)
+
+
+def indentation_of(ctx, node: cst.CSTNode) -> str:
+    """The whitespace before the first line of the statement `node` starts."""
+    start, _ = ctx.position(node)
+    line = ctx.source.splitlines(keepends=True)[start.row - 1]
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def insert_lines_before(ctx, stmt: cst.CSTNode, lines: list[str]) -> Edit:
+    indent = indentation_of(ctx, stmt)
+    start, _ = ctx.position(stmt)
+    return insert(line_start(start.row), "".join(f"{indent}{line}\n" for line in lines))
+
+
+def insert_lines_after(ctx, stmt: cst.CSTNode, lines: list[str], indent: str | None = None) -> Edit:
+    """Add lines after the last line of a (possibly compound) statement, at its indentation."""
+    indent = indentation_of(ctx, stmt) if indent is None else indent
+    _, end = ctx.position(stmt)
+    text = "".join(f"{indent}{line}\n" for line in lines)
+    source_lines = ctx.source.splitlines(keepends=True)
+    if end.row >= len(source_lines) and not source_lines[-1].endswith("\n"):
+        return insert(Location(end.row, len(source_lines[-1]) + 1), "\n" + text.rstrip("\n"))
+    return insert(line_start(end.row + 1), text)
+
+
+def ensure_import(ctx, module_name: str) -> Edit | None:
+    """An edit adding `import <module_name>` unless the module already imports it under that name."""
+    if ctx.imports.get(module_name) == module_name:
+        return None
+    body = ctx.module.body
+    last_import = None
+    for stmt in body:
+        if isinstance(stmt, cst.SimpleStatementLine) and all(
+            isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body
+        ):
+            last_import = stmt
+        elif last_import is not None or not _is_docstring_or_future(stmt):
+            break
+    if last_import is not None:
+        _, end = ctx.position(last_import)
+        return insert(line_start(end.row + 1), f"import {module_name}\n")
+    row = 1
+    for stmt in body:  # after a module docstring, else at the top
+        if _is_docstring_or_future(stmt):
+            row = ctx.position(stmt)[1].row + 1
+        break
+    return insert(line_start(row), f"import {module_name}\n")
+
+
+def _is_docstring_or_future(stmt: cst.CSTNode) -> bool:
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return False
+    small = stmt.body[0]
+    return (isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString))) or (
+        isinstance(small, cst.ImportFrom) and isinstance(small.module, cst.Name) and small.module.value == "__future__"
+    )
+
+
+def make_fix(applicability: Applicability, message: str, edits: Iterable[Edit | None]) -> Fix:
+    return Fix(applicability, message, tuple(e for e in edits if e is not None))
+
+
+def _offsets(source: str) -> list[int]:
+    starts = [0]
+    for line in source.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    return starts
+
+
+def apply_edits(source: str, edits: Iterable[Edit]) -> str:
+    """Apply non-overlapping edits (ranges are end-exclusive; insertions at one point keep their order)."""
+    starts = _offsets(source)
+
+    def offset(loc: Location) -> int:
+        return starts[loc.row - 1] + loc.column - 1 if loc.row - 1 < len(starts) else len(source)
+
+    ordered = sorted(enumerate(edits), key=lambda pair: (offset(pair[1].location), offset(pair[1].end_location), pair[0]))
+    out, cursor = [], 0
+    for _, edit in ordered:
+        begin, end = offset(edit.location), offset(edit.end_location)
+        if begin < cursor:
+            raise ValueError(f"overlapping edits at {edit.location.row}:{edit.location.column}")
+        out.append(source[cursor:begin])
+        out.append(edit.content)
+        cursor = end
+    out.append(source[cursor:])
+    return "".join(out)
+
+
+def apply_fixes(source: str, fixes: Iterable[Fix]) -> tuple[str, int]:
+    """Apply every fix whose edits do not overlap an earlier one's (the rest wait for another pass).
+
+    Identical import insertions from several fixes are applied once. Returns (new source, fixes applied).
+    """
+    starts = _offsets(source)
+
+    def offset(loc: Location) -> int:
+        return starts[loc.row - 1] + loc.column - 1 if loc.row - 1 < len(starts) else len(source)
+
+    taken: list[tuple[int, int]] = []
+    chosen: list[Edit] = []
+    seen_inserts: set[tuple[str, Location]] = set()
+    applied = 0
+    for fix in fixes:
+        edits = [e for e in fix.edits if not (e.location == e.end_location and (e.content, e.location) in seen_inserts)]
+        ranges = [(offset(e.location), offset(e.end_location)) for e in edits]
+        if any(_overlaps(r, t) for r in ranges for t in taken):
+            continue
+        taken.extend(ranges)
+        chosen.extend(edits)
+        seen_inserts.update((e.content, e.location) for e in edits if e.location == e.end_location)
+        applied += 1
+    return apply_edits(source, chosen), applied
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    if a[0] == a[1] or b[0] == b[1]:  # insertions conflict only strictly inside a replaced range
+        point, other = (a, b) if a[0] == a[1] else (b, a)
+        return other[0] < point[0] < other[1]
+    return a[0] < b[1] and b[0] < a[1]

@@ -1,0 +1,326 @@
+"""SEQ301 global-rng-in-batch: per-batch randomness drawn from the process-global generators."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import libcst as cst
+
+from seqlint.analysis.effects import (
+    generator_equivalent,
+    is_global_rng_call,
+    is_rng_seeding_call,
+    takes_shape_varargs,
+)
+from seqlint.analysis.hotpath import Phase, walk
+from seqlint.findings import Applicability, Edit, Finding, Fix, Location
+from seqlint.fixes import ensure_import, insert_lines_before
+from seqlint.rules.base import Invalid, Rule
+
+_HEAD = "import numpy as np\nimport keras\n\n"
+_CLASS = "class Noisy(keras.utils.PyDataset):\n"
+_INIT = "    def __init__(self, x, **kwargs):\n        super().__init__(**kwargs)\n        self.x = x\n\n"
+_LEN = "    def __len__(self):\n        return len(self.x)\n\n"
+_FIXED_INIT = ("    def __init__(self, x, seed=None, **kwargs):\n        self.seed = seed\n"
+               "        super().__init__(**kwargs)\n        self.x = x\n\n")
+_RNG_LINE = "        rng = np.random.default_rng(None if self.seed is None else (self.seed, index))\n"
+
+
+class GlobalRngInBatch(Rule):
+    code = "SEQ301"
+    name = "global-rng-in-batch"
+    summary = "per-batch code draws from the global random generator"
+    fix_availability = "sometimes"
+    docs = """
+## What it does
+Flags calls to the process-global random generators, numpy's legacy `np.random.*` functions
+(`rand`, `randint`, `normal`, `shuffle`, `seed`, ...), Python's `random.*` and TensorFlow's stateful
+`tf.random.*`, in per-batch code: `__getitem__` and the methods and module functions it calls.
+However it is imported (`from numpy import random as npr`, `from random import randint`).
+Explicit generators (`rng = np.random.default_rng(seed)`, `random.Random(seed)`) are fine.
+`on_epoch_end` is not flagged: Keras runs it once per epoch in the main process, so its draws are
+neither duplicated across workers nor racing with them (seed the process if you need it repeatable).
+
+## Why is this bad?
+With `use_multiprocessing=True` every worker process starts with a copy of the same global state, so
+workers produce the *same* "random" augmentations; with thread workers they race on one state. Either
+way the batches depend on the number of workers and on scheduling, and a run cannot be reproduced.
+
+## Example
+```python
+def __getitem__(self, index):
+    x = self.x[index * 32:(index + 1) * 32]
+    return x + np.random.normal(0, 0.1, x.shape), self.y[index * 32:(index + 1) * 32]
+```
+
+## Use instead
+A generator per batch, derived from a constructor seed and the batch index, so the numbers depend on
+neither the worker that computes the batch nor the order batches are computed in:
+```python
+def __init__(self, x, y, seed=None, **kwargs):
+    self.seed = seed
+    ...
+
+def __getitem__(self, index):
+    rng = np.random.default_rng(None if self.seed is None else (self.seed, index))
+    x = self.x[index * 32:(index + 1) * 32]
+    return x + rng.normal(0, 0.1, x.shape), self.y[index * 32:(index + 1) * 32]
+```
+With a seed, batch `index` draws the same numbers every epoch; `seqkit` datasets also fold the epoch
+into the seed.
+
+## Fix safety
+Unsafe: the random stream changes (different numbers, same distributions). Offered when the call is
+directly in `__getitem__` of a class whose own `__init__` can take a `seed`, and the function has a
+`Generator` equivalent (`rand` -> `random`, `randn` -> `standard_normal`, `randint` -> `integers`,
+`random.gauss` -> `normal`, ...). `random.randint`/`random.choice` (different bounds/types) and
+calls in helpers are reported without a fix.
+"""
+
+    valid = [
+        # An explicit, seeded generator.
+        _HEAD + _CLASS + _INIT + _LEN
+        + "    def __getitem__(self, index):\n        rng = np.random.default_rng((self.seed, index))\n"
+        "        return self.x[index] + rng.normal(size=3)\n",
+        # on_epoch_end shuffles the order once per epoch in the main process.
+        _HEAD + _CLASS + _INIT + _LEN
+        + "    def on_epoch_end(self):\n        np.random.shuffle(self.order)\n\n"
+        "    def __getitem__(self, index):\n        return self.x[self.order[index]]\n",
+        # A local variable called `random` is not the module.
+        _HEAD + _CLASS + _INIT + _LEN
+        + "    def __getitem__(self, index):\n        random = self.pick\n        return random.choice(self.x)\n",
+        # Not a Keras Sequence.
+        "import numpy as np\n\nclass Sampler:\n    def __getitem__(self, i):\n        return np.random.rand()\n",
+        # random.Random instance owned by the dataset.
+        "import random\nimport keras\n\nclass D(keras.utils.PyDataset):\n"
+        "    def __getitem__(self, i):\n        return random.Random(i).random()\n\n"
+        "    def __len__(self):\n        return 1\n",
+    ]
+    invalid = [
+        Invalid(
+            _HEAD + _CLASS + _INIT + _LEN
+            + "    def __getitem__(self, index):\n"
+            "        x = self.x[index * 2:(index + 1) * 2]\n"
+            "        noise = np.random.normal(0, 0.1, x.shape)\n"
+            "        mask = np.random.rand(2, 3) > 0.5\n"
+            "        return x + noise * mask\n",
+            expected=[(14, 17), 15],
+            fixed=_HEAD + _CLASS + _FIXED_INIT + _LEN
+            + "    def __getitem__(self, index):\n" + _RNG_LINE
+            + "        x = self.x[index * 2:(index + 1) * 2]\n"
+            "        noise = rng.normal(0, 0.1, x.shape)\n"
+            "        mask = rng.random((2, 3)) > 0.5\n"
+            "        return x + noise * mask\n",
+        ),
+        # Alias imports, docstring kept first, Python's random module mapped too.
+        Invalid(
+            "import random\nfrom numpy import random as npr\nfrom keras.utils import Sequence\n\n"
+            "class Jitter(Sequence):\n"
+            '    def __init__(self, x):\n        """Rows."""\n        self.x = x\n\n'
+            "    def __len__(self):\n        return 1\n\n"
+            '    def __getitem__(self, i):\n        """One batch."""\n'
+            "        if random.random() < 0.5:\n            return self.x[::-1]\n"
+            "        return self.x * npr.uniform(0.9, 1.1)\n",
+            expected=[15, 17],
+            fixed="import random\nfrom numpy import random as npr\nfrom keras.utils import Sequence\nimport numpy\n\n"
+            "class Jitter(Sequence):\n"
+            '    def __init__(self, x, seed=None):\n        """Rows."""\n        self.seed = seed\n        self.x = x\n\n'
+            "    def __len__(self):\n        return 1\n\n"
+            '    def __getitem__(self, i):\n        """One batch."""\n'
+            "        rng = numpy.random.default_rng(None if self.seed is None else (self.seed, i))\n"
+            "        if rng.random() < 0.5:\n            return self.x[::-1]\n"
+            "        return self.x * rng.uniform(0.9, 1.1)\n",
+        ),
+        # In a helper, or without a Generator equivalent: reported, no fix.
+        Invalid(
+            "import random\nimport numpy as np\nimport tensorflow as tf\n\n"
+            "class Crops(tf.keras.utils.Sequence):\n"
+            "    def crop(self, img):\n        top = np.random.randint(0, 8)\n        return img[top:top + 24]\n\n"
+            "    def __getitem__(self, i):\n        np.random.seed(i)\n"
+            "        k = random.randint(0, 3)\n        return self.crop(self.x[i]), k\n\n"
+            "    def __len__(self):\n        return 1\n",
+            expected=[7, 11, 12],
+            fixed="import random\nimport numpy as np\nimport tensorflow as tf\n\n"
+            "class Crops(tf.keras.utils.Sequence):\n"
+            "    def crop(self, img):\n        top = np.random.randint(0, 8)\n        return img[top:top + 24]\n\n"
+            "    def __getitem__(self, i):\n        np.random.seed(i)\n"
+            "        k = random.randint(0, 3)\n        return self.crop(self.x[i]), k\n\n"
+            "    def __len__(self):\n        return 1\n",
+        ),
+    ]
+
+    def check(self, ctx) -> Iterable[Finding]:
+        seen: set[int] = set()
+        for func, seq, path in ctx.functions_in_phase(Phase.BATCH):
+            for node in walk(func.body):
+                if not isinstance(node, cst.Call) or id(node) in seen:
+                    continue
+                qualname = ctx.qualified_name(node)
+                if qualname is None or qualname.startswith("self.") or not is_global_rng_call(qualname):
+                    continue
+                if _shadowed(ctx, func, qualname, node):
+                    continue
+                seen.add(id(node))
+                yield self._finding(ctx, node, func, seq, path, qualname)
+
+    def _finding(self, ctx, call, func, seq, path, qualname) -> Finding:
+        written = ctx.code(call.func)
+        if is_rng_seeding_call(qualname):
+            message = (f"`{written}` reseeds the global random generator per batch: worker threads race on "
+                       "it and every other library sharing it is reseeded too")
+        else:
+            message = (f"`{written}` draws from the global random generator per batch: worker processes "
+                       "repeat each other's numbers and results depend on the number of workers")
+        if func.name.value != "__getitem__" and path:
+            message += f" (reached from `{' -> '.join(path)}`)"
+        fix = _generator_fix(ctx, call, func, seq, qualname)
+        hint = None
+        if fix is None:
+            hint = ("Draw from a `np.random.Generator` created per batch from a constructor seed and the batch "
+                    "index (`np.random.default_rng((self.seed, index))`) and pass it to helpers.")
+        return ctx.report(self, call, message=message, fix=fix, hint=hint)
+
+
+def _shadowed(ctx, func: cst.FunctionDef, qualname: str, call: cst.Call) -> bool:
+    """`random = self.pick; random.choice(...)`: the head is a local variable, not the module."""
+    head = ctx.code(call.func).split(".", 1)[0]
+    if head in ctx.imports:
+        return False
+    for node in walk(func):
+        if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name) and node.target.value == head:
+            return True
+        if isinstance(node, cst.Param) and node.name.value == head:
+            return True
+    return False
+
+
+# -- the fix ------------------------------------------------------------------------------------------
+
+def _generator_fix(ctx, call: cst.Call, func: cst.FunctionDef, seq, qualname: str) -> Fix | None:
+    method = generator_equivalent(qualname)
+    init = seq.own_methods.get("__init__")
+    if method is None or init is None or seq.methods.get("__getitem__") is not func:
+        return None
+    if ctx.enclosing_function(call) is not func:
+        return None  # inside a nested function or lambda-like helper
+    if not isinstance(func.body, cst.IndentedBlock) or not isinstance(init.body, cst.IndentedBlock):
+        return None
+    params = func.params.params
+    if len(params) < 2:
+        return None
+    index_name = params[1].name.value
+    edits: list[Edit | None] = []
+
+    # The generator: reuse one this fix made before, else create it first thing in __getitem__.
+    rng_name = _existing_generator(ctx, func)
+    if rng_name is None:
+        rng_name = _free_name(func, ("rng", "batch_rng", "rng_"))
+        numpy_name = _numpy_name(ctx)
+        if numpy_name is None:
+            numpy_name = "numpy"
+            edits.append(ensure_import(ctx, "numpy"))
+        first = _first_statement_after_docstring(func.body)
+        if first is None:
+            return None
+        line = f"{rng_name} = {numpy_name}.random.default_rng(None if self.seed is None else (self.seed, {index_name}))"
+        edits.append(insert_lines_before(ctx, first, [line]))
+        seed_edits = _seed_in_init(ctx, init)
+        if None in seed_edits:
+            return None
+        edits.extend(seed_edits)
+
+    # The call itself.
+    replacement = f"{rng_name}.{method}"
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if takes_shape_varargs(qualname) and len(positional) > 1:
+        start = ctx.position(call)[0]
+        end = ctx.position(call)[1]
+        args = ", ".join(ctx.code(a.value) for a in positional)
+        edits.append(Edit(f"{replacement}(({args}))", start, end))
+    else:
+        edits.append(Edit(replacement, *ctx.position(call.func)))
+    real = tuple(e for e in edits if e is not None)
+    return Fix(Applicability.UNSAFE, f"Draw from a per-batch `np.random.Generator` (`{replacement}`)", real)
+
+
+def _seed_in_init(ctx, init: cst.FunctionDef) -> list[Edit | None]:
+    """`seed=None` in the signature and `self.seed = seed` in the body, unless already there."""
+    if _assigns_self_seed(init):
+        return []
+    first = _first_statement_after_docstring(init.body)
+    if first is None:
+        return [None]
+    edits: list[Edit | None] = [insert_lines_before(ctx, first, ["self.seed = seed"])]
+    names = {p.name.value for p in (*init.params.posonly_params, *init.params.params, *init.params.kwonly_params)}
+    if "seed" in names:
+        return edits
+    star_kwarg = init.params.star_kwarg
+    if isinstance(star_kwarg, cst.Param):
+        at = ctx.position(star_kwarg)[0]
+        edits.append(Edit("seed=None, ", at, at))
+        return edits
+    ordered = [*init.params.posonly_params, *init.params.params]
+    if isinstance(init.params.star_arg, cst.Param):
+        ordered.append(init.params.star_arg)
+    ordered.extend(init.params.kwonly_params)
+    if not ordered:
+        return [None]
+    last = ordered[-1]
+    end = ctx.position(last.default or last.annotation or last.name)[1]
+    edits.append(Edit(", seed=None", end, end))
+    return edits
+
+
+def _assigns_self_seed(init: cst.FunctionDef) -> bool:
+    for node in walk(init.body):
+        if isinstance(node, cst.AssignTarget):
+            target = node.target
+            if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
+                    and target.value.value == "self" and target.attr.value == "seed"):
+                return True
+    return False
+
+
+def _existing_generator(ctx, func: cst.FunctionDef) -> str | None:
+    """The name of a `x = np.random.default_rng(...)` made from `self.seed` at the top of `func`."""
+    for stmt in func.body.body[:3]:
+        if not isinstance(stmt, cst.SimpleStatementLine) or not isinstance(stmt.body[0], cst.Assign):
+            continue
+        assign = stmt.body[0]
+        if (len(assign.targets) == 1 and isinstance(assign.targets[0].target, cst.Name)
+                and isinstance(assign.value, cst.Call)
+                and ctx.qualified_name(assign.value) == "numpy.random.default_rng"
+                and "self.seed" in ctx.code(assign.value)):
+            return assign.targets[0].target.value
+    return None
+
+
+def _free_name(func: cst.FunctionDef, candidates: tuple[str, ...]) -> str:
+    used = {n.value for n in walk(func) if isinstance(n, cst.Name)}
+    for name in candidates:
+        if name not in used:
+            return name
+    return candidates[-1] + "2"
+
+
+def _numpy_name(ctx) -> str | None:
+    for local, full in ctx.imports.items():
+        if full == "numpy":
+            return local
+    return None
+
+
+def _first_statement_after_docstring(body: cst.IndentedBlock) -> cst.CSTNode | None:
+    statements = list(body.body)
+    if statements and _is_docstring(statements[0]):
+        statements = statements[1:]
+    return statements[0] if statements else None
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )

@@ -1,0 +1,247 @@
+"""SEQ302 missing-super-init: a Keras 3 PyDataset whose `__init__` drops the worker arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import libcst as cst
+
+from seqlint.analysis.names import dotted_name
+from seqlint.findings import Applicability, Edit, Finding, Fix, Location
+from seqlint.rules.base import Invalid, Rule
+
+_WORKER_ARGS = {"workers", "use_multiprocessing", "max_queue_size"}
+
+_HEAD = "import keras\n\nclass Data(keras.utils.PyDataset):\n"
+_TAIL = "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.x\n"
+
+
+class MissingSuperInit(Rule):
+    code = "SEQ302"
+    name = "missing-super-init"
+    summary = "Keras 3 `PyDataset` subclass whose `__init__` does not call `super().__init__(**kwargs)`"
+    fix_availability = "sometimes"
+    docs = """
+## What it does
+Flags the `__init__` of a Keras 3 `keras.utils.PyDataset` (or `keras.utils.Sequence`, the same class
+in Keras 3) subclass that does not call `super().__init__(**kwargs)`: no call at all, a call that does
+not forward the keyword arguments, or an `__init__` that accepts no `**kwargs` to forward.
+Keras 2 / `tf_keras` generators are left alone: their `Sequence.__init__` takes no arguments.
+
+## Why is this bad?
+In Keras 3 the dataset owns its parallelism: `workers`, `use_multiprocessing` and `max_queue_size`
+are arguments of `PyDataset.__init__`. A subclass that does not forward them cannot be run in
+parallel at all (`MyData(..., workers=4)` raises a `TypeError` or is silently ignored) and Keras
+warns on every `fit`.
+
+## Example
+```python
+class Images(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size):
+        self.x, self.y, self.batch_size = x, y, batch_size
+```
+
+## Use instead
+```python
+class Images(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch_size = x, y, batch_size
+```
+
+## Fix safety
+Safe: `**kwargs` is added to the signature when missing, and either forwarded by the existing
+`super().__init__(...)` call or passed to a new `super().__init__(**kwargs)` placed first in the body
+(after the docstring). Calls that worked before receive empty `kwargs`, so `PyDataset` keeps its
+defaults and every batch is the same. No new call is inserted when the direct base is a class of this
+file with its own `__init__` (its required arguments are unknown): that case is reported only.
+"""
+
+    valid = [
+        _HEAD + "    def __init__(self, x, **kwargs):\n        super().__init__(**kwargs)\n        self.x = x\n\n" + _TAIL,
+        # No __init__ at all: PyDataset's own is used.
+        _HEAD + _TAIL,
+        # Explicit worker arguments forwarded.
+        _HEAD + "    def __init__(self, x, workers=1):\n        super().__init__(workers=workers)\n        self.x = x\n\n" + _TAIL,
+        # Old-style explicit call through the base class.
+        _HEAD + "    def __init__(self, x, **kw):\n        keras.utils.PyDataset.__init__(self, **kw)\n        self.x = x\n\n" + _TAIL,
+        # Keras 2 / tf_keras Sequence: super().__init__() takes no kwargs.
+        "import tf_keras\n\nclass Old(tf_keras.utils.Sequence):\n    def __init__(self, x):\n        self.x = x\n\n" + _TAIL,
+        # collections.abc.Sequence is not a Keras class.
+        "from collections.abc import Sequence\n\nclass Rows(Sequence):\n    def __init__(self, rows):\n        self.rows = rows\n\n" + _TAIL,
+    ]
+    invalid = [
+        Invalid(
+            _HEAD + "    def __init__(self, x, batch_size=32):\n        self.x = x\n\n" + _TAIL,
+            expected=[4],
+            fixed=_HEAD + "    def __init__(self, x, batch_size=32, **kwargs):\n        super().__init__(**kwargs)\n        self.x = x\n\n" + _TAIL,
+        ),
+        # Docstring stays first; an existing call without kwargs gets them.
+        Invalid(
+            "from tensorflow.keras.utils import Sequence as S\n\nclass Data(S):\n"
+            '    def __init__(self, x):\n        """Rows of x."""\n        super(Data, self).__init__()\n        self.x = x\n\n' + _TAIL,
+            expected=[4],
+            fixed="from tensorflow.keras.utils import Sequence as S\n\nclass Data(S):\n"
+            '    def __init__(self, x, **kwargs):\n        """Rows of x."""\n        super(Data, self).__init__(**kwargs)\n        self.x = x\n\n' + _TAIL,
+        ),
+        Invalid(
+            _HEAD + '    def __init__(self, x):\n        """Rows."""\n        self.x = x\n\n' + _TAIL,
+            expected=[4],
+            fixed=_HEAD + '    def __init__(self, x, **kwargs):\n        """Rows."""\n        super().__init__(**kwargs)\n        self.x = x\n\n' + _TAIL,
+        ),
+        # Multi-line signature with a trailing comma; kwargs already accepted but not forwarded.
+        Invalid(
+            _HEAD + "    def __init__(\n        self,\n        x,\n        **opts,\n    ):\n        super().__init__()\n        self.x = x\n\n" + _TAIL,
+            expected=[4],
+            fixed=_HEAD + "    def __init__(\n        self,\n        x,\n        **opts,\n    ):\n        super().__init__(**opts)\n        self.x = x\n\n" + _TAIL,
+        ),
+        # Indirect subclass whose parent has its own __init__: reported, no call invented.
+        Invalid(
+            _HEAD + "    def __init__(self, x, **kwargs):\n        super().__init__(**kwargs)\n        self.x = x\n\n" + _TAIL
+            + "\nclass Child(Data):\n    def __init__(self, x):\n        self.x = x * 2\n",
+            expected=[15],
+        ),
+    ]
+
+    def check(self, ctx) -> Iterable[Finding]:
+        classes = {seq.name: seq for seq in ctx.sequences}
+        for seq in ctx.sequences:
+            if not seq.keras3:
+                continue
+            init = seq.own_methods.get("__init__")
+            if init is None:
+                continue
+            kwargs_param = init.params.star_kwarg if isinstance(init.params.star_kwarg, cst.Param) else None
+            kwargs_name = kwargs_param.name.value if kwargs_param is not None else None
+            calls = _super_init_calls(init)
+            if any(_forwards(call, kwargs_name) for call in calls):
+                continue
+            if not calls:
+                message = f"`{seq.name}.__init__` never calls `super().__init__(**kwargs)`"
+            elif kwargs_name is None:
+                message = f"`{seq.name}.__init__` accepts no `**kwargs` to pass to `super().__init__`"
+            else:
+                message = f"`{seq.name}.__init__` does not forward `**{kwargs_name}` to `super().__init__`"
+            message += ": `workers`, `use_multiprocessing` and `max_queue_size` of the PyDataset are lost"
+            fix = self._fix(ctx, seq, init, calls, kwargs_name, classes)
+            yield ctx.report(self, init.name, message=message, fix=fix)
+
+    def _fix(self, ctx, seq, init: cst.FunctionDef, calls, kwargs_name, classes) -> Fix | None:
+        if not calls and _parent_has_own_init(seq, classes):
+            return None
+        if not isinstance(init.body, cst.IndentedBlock):
+            return None
+        edits: list[Edit] = []
+        name = kwargs_name
+        if name is None:
+            name = _free_name(init)
+            anchor = _last_param_end(ctx, init.params)
+            if anchor is None:
+                return None
+            edits.append(Edit(f", **{name}", anchor, anchor))
+        if calls:
+            call = calls[0]
+            edits.append(_append_call_arg(ctx, call, f"**{name}"))
+        else:
+            edits.append(_insert_first_statement(ctx, init.body, f"super().__init__(**{name})"))
+        edits.sort(key=lambda e: e.location)
+        return Fix(Applicability.SAFE, f"Forward `**{name}` to `super().__init__`", tuple(edits))
+
+
+def _super_init_calls(init: cst.FunctionDef) -> list[cst.Call]:
+    found: list[cst.Call] = []
+
+    class Visitor(cst.CSTVisitor):
+        def visit_FunctionDef(self, node) -> bool:
+            return node is init  # nested functions are not this __init__
+
+        def visit_ClassDef(self, node) -> bool:
+            return False
+
+        def visit_Call(self, node: cst.Call) -> None:
+            func = node.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value == "__init__"):
+                return
+            value = func.value
+            if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "super":
+                found.append(node)
+            elif dotted_name(value) is not None and dotted_name(value) != "self":
+                found.append(node)  # Base.__init__(self, ...)
+
+    init.visit(Visitor())
+    return found
+
+
+def _forwards(call: cst.Call, kwargs_name: str | None) -> bool:
+    for arg in call.args:
+        if arg.star == "**" and kwargs_name is not None and isinstance(arg.value, cst.Name) and arg.value.value == kwargs_name:
+            return True
+        if arg.keyword is not None and arg.keyword.value in _WORKER_ARGS:
+            return True
+    return False
+
+
+def _parent_has_own_init(seq, classes) -> bool:
+    for base in seq.node.bases:
+        parent = classes.get(dotted_name(base.value) or "")
+        if parent is not None and "__init__" in parent.methods:
+            return True
+    return False
+
+
+def _free_name(init: cst.FunctionDef) -> str:
+    taken = {p.name.value for p in (*init.params.params, *init.params.kwonly_params, *init.params.posonly_params)}
+    for candidate in ("kwargs", "pydataset_kwargs", "dataset_kwargs"):
+        if candidate not in taken:
+            return candidate
+    return "kwargs_"
+
+
+def _last_param_end(ctx, params: cst.Parameters) -> Location | None:
+    ordered = [*params.posonly_params, *params.params]
+    if isinstance(params.star_arg, cst.Param):
+        ordered.append(params.star_arg)
+    ordered.extend(params.kwonly_params)
+    if not ordered:
+        return None
+    last = ordered[-1]
+    tail = last.default or last.annotation or last.name
+    return ctx.position(tail)[1]
+
+
+def _append_call_arg(ctx, call: cst.Call, text: str) -> Edit:
+    if call.args:
+        last = call.args[-1]
+        end = ctx.position(last.value)[1]
+        return Edit(f", {text}", end, end)
+    end = ctx.position(call)[1]
+    before_paren = Location(end.row, end.column - 1)
+    return Edit(text, before_paren, before_paren)
+
+
+def _insert_first_statement(ctx, body: cst.IndentedBlock, code: str) -> Edit:
+    """Insert `code` as the first statement of `body`, after its docstring if it has one."""
+    statements = list(body.body)
+    index = 1 if statements and _is_docstring(statements[0]) else 0
+    lines = ctx.source.splitlines(keepends=True)
+    if index < len(statements):
+        start = ctx.position(statements[index])[0]
+        line = lines[start.row - 1]
+        indent = line[: len(line) - len(line.lstrip())]
+        return Edit(f"{indent}{code}\n", Location(start.row, 1), Location(start.row, 1))
+    # Only a docstring: add the call after it.
+    doc_start, doc_end = ctx.position(statements[0])
+    line = lines[doc_start.row - 1]
+    indent = line[: len(line) - len(line.lstrip())]
+    row = doc_end.row
+    end_of_line = Location(row, len(lines[row - 1].rstrip("\r\n")) + 1)
+    return Edit(f"\n{indent}{code}", end_of_line, end_of_line)
+
+
+def _is_docstring(stmt: cst.CSTNode) -> bool:
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )

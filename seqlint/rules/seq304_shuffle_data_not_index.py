@@ -1,0 +1,267 @@
+"""SEQ304 shuffle-data-not-index: the data arrays themselves are permuted instead of an index."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import libcst as cst
+
+from seqlint.analysis.effects import is_generator_method, is_random_call
+from seqlint.analysis.hotpath import Phase, walk
+from seqlint.findings import Finding
+from seqlint.rules.base import Invalid, Rule
+
+# Attribute names that say "I am an order, not the data".
+_INDEX_NAME = re.compile(r"(^|_)(idx|idxs|index|indexes|indices|ind|inds|perm|permutation|order|ordering|ids|positions|keys)($|_)")
+_INDEX_SOURCES = {"numpy.arange", "range", "numpy.random.permutation"}
+_SHUFFLE_FUNCTIONS = {"numpy.random.shuffle", "random.shuffle", "numpy.random.permutation", "sklearn.utils.shuffle"}
+
+_HEAD = "import numpy as np\nimport keras\n\nclass Data(keras.utils.PyDataset):\n"
+_INIT = ("    def __init__(self, x, y, **kwargs):\n        super().__init__(**kwargs)\n"
+         "        self.x, self.y = x, y\n\n")
+_TAIL = ("    def __len__(self):\n        return len(self.x) // 32\n\n"
+         "    def __getitem__(self, i):\n        return self.x[i * 32:(i + 1) * 32], self.y[i * 32:(i + 1) * 32]\n")
+
+
+class ShuffleDataNotIndex(Rule):
+    code = "SEQ304"
+    name = "shuffle-data-not-index"
+    summary = "the data arrays are permuted instead of an index array"
+    fix_availability = "none"
+    docs = """
+## What it does
+Flags `on_epoch_end` and `__init__` (and the methods they call) permuting the dataset itself:
+`np.random.shuffle(self.x)`, `rng.shuffle(self.x)`, `random.shuffle(self.samples)`,
+`self.x = self.x[perm]`, `self.x = np.random.permutation(self.x)`,
+`self.x, self.y = sklearn.utils.shuffle(self.x, self.y)` or `self.df = self.df.sample(frac=1)`.
+Attributes that hold an order (`self.indices`, `self.perm`, anything built from `np.arange`/`range`)
+are what should be shuffled and are not flagged.
+
+## Why is this bad?
+Permuting the data moves every sample in memory each epoch: a full copy of the dataset (twice the
+memory while it happens) instead of shuffling N integers. It rules out memory-mapped data (shuffling a
+memmap writes to the file, fancy-indexing it loads it all), and shuffling `x` and `y` by two separate
+calls silently pairs samples with the wrong labels.
+
+## Example
+```python
+def on_epoch_end(self):
+    p = np.random.permutation(len(self.x))
+    self.x, self.y = self.x[p], self.y[p]
+```
+
+## Use instead
+```python
+def __init__(self, x, y, batch_size, **kwargs):
+    super().__init__(**kwargs)
+    self.x, self.y, self.batch_size = x, y, batch_size
+    self.indices = np.arange(len(x))
+
+def on_epoch_end(self):
+    np.random.shuffle(self.indices)
+
+def __getitem__(self, i):
+    rows = np.sort(self.indices[i * self.batch_size:(i + 1) * self.batch_size])
+    return self.x[rows], self.y[rows]
+```
+or `seqkit.MemmapSequence(x, y, shuffle=True, seed=0)`, which does exactly this.
+
+## Fix safety
+No automatic fix: `__getitem__` has to change to gather through the index, and the order of
+samples within an epoch changes.
+"""
+
+    valid = [
+        # Shuffling an index array.
+        _HEAD + _INIT.replace("        self.x, self.y = x, y\n", "        self.x, self.y = x, y\n        self.indexes = np.arange(len(x))\n")
+        + "    def on_epoch_end(self):\n        np.random.shuffle(self.indexes)\n\n" + _TAIL,
+        # An order attribute with an unremarkable name, built from range.
+        _HEAD + _INIT.replace("        self.x, self.y = x, y\n", "        self.x, self.y = x, y\n        self.rows = list(range(len(x)))\n")
+        + "    def on_epoch_end(self):\n        self.rng.shuffle(self.rows)\n\n" + _TAIL,
+        # Shuffling a local copy of the batch in __getitem__ is not this rule's concern.
+        _HEAD + _INIT + "    def __getitem__(self, i):\n        b = self.x[i:i + 2].copy()\n        np.random.shuffle(b)\n        return b\n\n"
+        "    def __len__(self):\n        return 1\n",
+        # Filtering by a mask in __init__ is not a permutation.
+        _HEAD + _INIT.replace("        self.x, self.y = x, y\n", "        self.x, self.y = x, y\n        keep = self.y >= 0\n        self.x = self.x[keep]\n") + _TAIL,
+        # Not a Keras Sequence.
+        "import numpy as np\n\nclass Pool:\n    def on_epoch_end(self):\n        np.random.shuffle(self.x)\n",
+    ]
+    invalid = [
+        Invalid(
+            _HEAD + _INIT + "    def on_epoch_end(self):\n        np.random.shuffle(self.x)\n        np.random.shuffle(self.y)\n\n" + _TAIL,
+            expected=[(10, 9), 11],
+        ),
+        Invalid(
+            _HEAD + _INIT + "    def on_epoch_end(self):\n        p = np.random.permutation(len(self.x))\n"
+            "        self.x, self.y = self.x[p], self.y[p]\n\n" + _TAIL,
+            expected=[11],
+        ),
+        Invalid(
+            _HEAD + _INIT + "    def on_epoch_end(self):\n        self.x = self.x[np.random.permutation(len(self.x))]\n\n" + _TAIL,
+            expected=[10],
+        ),
+        # sklearn's shuffle once in __init__, via a helper; pandas' sample(frac=1).
+        Invalid(
+            "from sklearn.utils import shuffle\nfrom tensorflow import keras\n\nclass Tab(keras.utils.Sequence):\n"
+            "    def __init__(self, x, y, df):\n        self.x, self.y = x, y\n        self.df = df\n        self._mix()\n\n"
+            "    def _mix(self):\n        self.x, self.y = shuffle(self.x, self.y, random_state=0)\n\n"
+            "    def on_epoch_end(self):\n        self.df = self.df.sample(frac=1).reset_index(drop=True)\n\n"
+            "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.x[i], self.df.iloc[i]\n",
+            expected=[11, 14],
+        ),
+    ]
+
+    def check(self, ctx) -> Iterable[Finding]:
+        seen: set[int] = set()
+        for phase in (Phase.EPOCH, Phase.ONCE):
+            for func, seq, _path in ctx.functions_in_phase(phase):
+                if func not in seq.methods.values():
+                    continue  # module functions do not see `self`
+                index_attrs = _index_attributes(ctx, seq)
+                orders = _random_orders(ctx, func)
+                for node in walk(func.body):
+                    if id(node) in seen:
+                        continue
+                    attrs = _permuted_attributes(ctx, node, orders)
+                    data = [a for a in attrs if a not in index_attrs]
+                    if not data:
+                        continue
+                    seen.add(id(node))
+                    when = "every epoch" if phase is Phase.EPOCH else "once, copying it"
+                    names = ", ".join(f"`self.{a}`" for a in data)
+                    yield ctx.report(
+                        self,
+                        node,
+                        message=f"{names} permuted in place of an index array ({when})",
+                        hint="Shuffle an index (`self.indices = np.arange(len(self.x))`, "
+                        "`np.random.shuffle(self.indices)`) and gather `self.x[self.indices[batch]]` in "
+                        "`__getitem__`, or use `seqkit.MemmapSequence(x, y, shuffle=True, seed=...)`.",
+                    )
+
+
+def _self_attr(expr: cst.BaseExpression) -> str | None:
+    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+        return expr.attr.value
+    return None
+
+
+def _index_attributes(ctx, seq) -> set[str]:
+    """Attributes that hold an order: named like one, or built from arange/range/permutation(n)."""
+    found = set()
+    for method in seq.methods.values():
+        for node in walk(method.body):
+            if not isinstance(node, (cst.Assign, cst.AnnAssign)):
+                continue
+            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            for target in targets:
+                attr = _self_attr(target)
+                if attr is None:
+                    continue
+                if _INDEX_NAME.search(attr):
+                    found.add(attr)
+                elif node.value is not None and _is_order(ctx, node.value):
+                    found.add(attr)
+    for method in seq.methods.values():
+        for node in walk(method.body):
+            if isinstance(node, cst.Attribute) and (attr := _self_attr(node)) and _INDEX_NAME.search(attr):
+                found.add(attr)
+    return found
+
+
+def _is_order(ctx, value: cst.BaseExpression) -> bool:
+    """`np.arange(n)`, `list(range(n))`, `np.random.permutation(n)`, `np.asarray(range(n))`."""
+    if not isinstance(value, cst.Call):
+        return False
+    if ctx.qualified_name(value) in _INDEX_SOURCES:
+        return not _mentions_self_data(value)
+    return ctx.qualified_name(value) in ("list", "numpy.array", "numpy.asarray") and bool(value.args) and _is_order(
+        ctx, value.args[0].value
+    )
+
+
+def _mentions_self_data(call: cst.Call) -> bool:
+    """`np.random.permutation(self.x)` permutes data; `np.random.permutation(len(self.x))` an order."""
+    for arg in call.args:
+        if _self_attr(arg.value) is not None:
+            return True
+    return False
+
+
+def _random_orders(ctx, func: cst.FunctionDef) -> set[str]:
+    """Local names holding a random order: `p = np.random.permutation(n)`, or an array shuffled in place."""
+    names = set()
+    for node in walk(func.body):
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
+            qualname = ctx.qualified_name(node.value) or ""
+            func_node = node.value.func
+            method = func_node.attr.value if isinstance(func_node, cst.Attribute) else ""
+            if is_random_call(qualname) or method in ("permutation", "choice"):
+                names.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
+        elif isinstance(node, cst.Call) and node.args and isinstance(node.args[0].value, cst.Name):
+            func_node = node.func
+            if isinstance(func_node, cst.Attribute) and func_node.attr.value == "shuffle":
+                names.add(node.args[0].value.value)
+    return names
+
+
+def _permuted_attributes(ctx, node: cst.CSTNode, orders: set[str]) -> list[str]:
+    """The `self.<attr>`s this statement permutes."""
+    if isinstance(node, cst.Call):
+        qualname = ctx.qualified_name(node) or ""
+        func = node.func
+        is_shuffle = qualname in ("numpy.random.shuffle", "random.shuffle") or (
+            isinstance(func, cst.Attribute) and func.attr.value == "shuffle"
+            and not qualname.startswith("sklearn") and is_generator_method("shuffle")
+        )
+        if is_shuffle and node.args and (attr := _self_attr(node.args[0].value)):
+            return [attr]
+        return []
+    if not isinstance(node, cst.Assign):
+        return []
+    targets = []
+    for target in node.targets:
+        elements = target.target.elements if isinstance(target.target, (cst.Tuple, cst.List)) else [target.target]
+        for element in elements:
+            element = element.value if isinstance(element, cst.Element) else element
+            if (attr := _self_attr(element)) is not None:
+                targets.append(attr)
+    if not targets:
+        return []
+    values = node.value.elements if isinstance(node.value, cst.Tuple) else [node.value]
+    permuted = []
+    for value in values:
+        value = value.value if isinstance(value, cst.Element) else value
+        permuted.extend(_permuted_in(ctx, value, orders))
+    return [a for a in targets if a in permuted]
+
+
+def _permuted_in(ctx, value: cst.BaseExpression, orders: set[str]) -> list[str]:
+    """Attributes that `value` returns reordered: `self.x[perm]`, `shuffle(self.x, ...)`, `self.df.sample(frac=1)`."""
+    if isinstance(value, cst.Subscript):
+        attr = _self_attr(value.value)
+        if attr is None or len(value.slice) != 1 or not isinstance(value.slice[0].slice, cst.Index):
+            return []
+        index = value.slice[0].slice.value
+        if isinstance(index, cst.Name) and index.value in orders:
+            return [attr]
+        if isinstance(index, cst.Call) and _permuted_in(ctx, index, orders) == [] and (
+            is_random_call(ctx.qualified_name(index)) or (
+                isinstance(index.func, cst.Attribute) and index.func.attr.value == "permutation")
+        ):
+            return [attr]  # self.x[np.random.permutation(len(self.x))]
+        return []
+    if isinstance(value, cst.Call):
+        qualname = ctx.qualified_name(value) or ""
+        if qualname in _SHUFFLE_FUNCTIONS or (
+            isinstance(value.func, cst.Attribute) and value.func.attr.value == "permutation"
+        ):
+            return [a for arg in value.args if (a := _self_attr(arg.value))]
+        func = value.func
+        if isinstance(func, cst.Attribute):
+            if func.attr.value == "sample" and any(
+                a.keyword is not None and a.keyword.value == "frac" for a in value.args
+            ) and (attr := _self_attr(func.value)):
+                return [attr]
+            return _permuted_in(ctx, func.value, orders)  # self.df.sample(frac=1).reset_index(drop=True)
+    return []

@@ -1,0 +1,304 @@
+"""SEQ306 len-drops-last-batch: `__len__` rounds the number of batches down."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from seqlint.analysis.hotpath import walk
+from seqlint.findings import Applicability
+from seqlint.fixes import ensure_import, make_fix, replace
+from seqlint.rules.base import Invalid, Rule
+
+_FLOORS = {"numpy.floor", "math.floor"}
+
+
+class LenDropsLastBatch(Rule):
+    code = "SEQ306"
+    name = "len-drops-last-batch"
+    summary = "`__len__` rounds down: the last partial batch is never yielded"
+    fix_availability = "sometimes"
+    docs = """
+## What it does
+Flags a Keras Sequence/PyDataset whose `__len__` computes the number of batches with floor division
+(`len(x) // batch_size`, `int(len(x) / batch_size)`, `np.floor(...)`), directly, through a local
+variable, or through an attribute set in `__init__`.
+
+## Why is this bad?
+Keras asks `__len__` how many batches an epoch has and never requests the others. With 1000 samples
+and a batch size of 32, floor division gives 31 batches: the last 8 samples are silently skipped in
+every epoch, and with `shuffle=False` they are never seen at all (nor evaluated or predicted).
+
+A class that means to drop the remainder says so: when `__len__` reads an attribute or variable
+whose name contains `drop` (`self.drop_remainder`, `drop_last`), the rule stays silent.
+
+## Example
+```python
+class Batches(keras.utils.PyDataset):
+    def __len__(self):
+        return len(self.x) // self.batch_size
+```
+
+## Use instead
+```python
+import math
+
+class Batches(keras.utils.PyDataset):
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+```
+`__getitem__` must then cope with a shorter last batch (slicing does).
+
+## Fix safety
+The fix replaces the expression with `math.ceil(a / b)` and adds `import math`. It is **unsafe**: the
+epoch gains a batch, and a `__getitem__` that assumes full batches (preallocated arrays, reshapes to
+`batch_size`) may break on it.
+"""
+
+    valid = [
+        # Rounds up already.
+        """
+import math
+from keras.utils import PyDataset
+
+class Gen(PyDataset):
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+""",
+        # The class documents that it drops the remainder.
+        """
+import keras
+
+class Gen(keras.utils.PyDataset):
+    def __init__(self, x, batch_size, drop_remainder=False, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.batch_size, self.drop_remainder = x, batch_size, drop_remainder
+
+    def __len__(self):
+        if self.drop_remainder:
+            return len(self.x) // self.batch_size
+        return -(-len(self.x) // self.batch_size)
+""",
+        # Integer ceiling idioms.
+        """
+from tensorflow.keras.utils import Sequence
+
+class Gen(Sequence):
+    def __len__(self):
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+""",
+        """
+import numpy as np
+from tensorflow import keras
+
+class Gen(keras.utils.Sequence):
+    def __len__(self):
+        return int(np.ceil(len(self.x) / float(self.batch_size)))
+""",
+        # Not a Keras Sequence: collections.abc.Sequence and typing.Sequence are left alone.
+        """
+from collections.abc import Sequence
+
+class Pages(Sequence):
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def __len__(self):
+        return len(self.items) // self.page_size
+""",
+        """
+import typing as t
+
+class Pages(t.Sequence):
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def __len__(self):
+        return len(self.items) // self.page_size
+""",
+    ]
+
+    invalid = [
+        Invalid(
+            """import numpy as np
+from keras.utils import Sequence
+
+
+class Gen(Sequence):
+    def __len__(self):
+        return len(self.x) // self.batch_size  # batches
+""",
+            expected=[(7, 16)],
+            fixed="""import numpy as np
+from keras.utils import Sequence
+import math
+
+
+class Gen(Sequence):
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)  # batches
+""",
+        ),
+        # `import tensorflow as tf` then tf.keras.utils.Sequence; int(a / b); math already imported.
+        Invalid(
+            """import math
+import tensorflow as tf
+
+class Gen(tf.keras.utils.Sequence):
+    def __len__(self):
+        return int(len(self.files) / self.batch_size)
+""",
+            expected=[6],
+            fixed="""import math
+import tensorflow as tf
+
+class Gen(tf.keras.utils.Sequence):
+    def __len__(self):
+        return math.ceil(len(self.files) / self.batch_size)
+""",
+        ),
+        # np.floor wrapped in int(), through a local variable, in an indirect subclass.
+        Invalid(
+            '''"""Data."""
+import numpy as np
+from tensorflow.keras.utils import Sequence as S
+
+class Base(S):
+    pass
+
+class Gen(Base):
+    def __len__(self):
+        n = int(np.floor(self.n / self.bs))
+        return n
+''',
+            expected=[10],
+            fixed='''"""Data."""
+import numpy as np
+from tensorflow.keras.utils import Sequence as S
+import math
+
+class Base(S):
+    pass
+
+class Gen(Base):
+    def __len__(self):
+        n = math.ceil(self.n / self.bs)
+        return n
+''',
+        ),
+        # Computed once in __init__, returned by __len__; notebook code without imports.
+        Invalid(
+            """class Gen(Sequence):
+    def __init__(self, x, bs):
+        self.x = x
+        self.steps = len(x) // bs
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+    def __len__(self):
+        return self.steps
+""",
+            expected=[4],
+            fixed="""import math
+class Gen(Sequence):
+    def __init__(self, x, bs):
+        self.x = x
+        self.steps = math.ceil(len(x) / bs)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+    def __len__(self):
+        return self.steps
+""",
+        ),
+    ]
+
+    def check(self, ctx):
+        for seq in ctx.sequences:
+            length = seq.own_methods.get("__len__")
+            if length is None or _mentions_drop(length):
+                continue
+            init = seq.methods.get("__init__")
+            for node in walk(length.body):
+                if isinstance(node, cst.Return) and node.value is not None:
+                    found = _floored(ctx, _origin(node.value, length, init))
+                    if found is None:
+                        continue
+                    expr, num, den = found
+                    text = f"math.ceil({ctx.code(num)} / {ctx.code(den)})"
+                    fix = make_fix(
+                        Applicability.UNSAFE,
+                        f"Round up: `{text}` (the epoch gains the last partial batch)",
+                        [replace(ctx, expr, text), ensure_import(ctx, "math")],
+                    )
+                    yield ctx.report(
+                        self,
+                        expr,
+                        f"`{seq.name}.__len__` rounds `{ctx.code(num)} / {ctx.code(den)}` down: "
+                        "the last partial batch is never yielded",
+                        fix=fix,
+                    )
+
+
+def _mentions_drop(func: cst.FunctionDef) -> bool:
+    for node in walk(func.body):
+        if isinstance(node, cst.Name) and "drop" in node.value.lower():
+            return True
+        if isinstance(node, cst.Attribute) and "drop" in node.attr.value.lower():
+            return True
+    return False
+
+
+def _assigned_value(func: cst.FunctionDef | None, target) -> cst.BaseExpression | None:
+    """The value of the single assignment to `target` (a Name, or `self.attr`) in the function."""
+    if func is None:
+        return None
+    values = []
+    for node in walk(func.body):
+        if isinstance(node, cst.Assign) and len(node.targets) == 1:
+            tgt = node.targets[0].target
+            if target(tgt):
+                values.append(node.value)
+        elif isinstance(node, cst.AnnAssign) and node.value is not None and target(node.target):
+            values.append(node.value)
+    return values[0] if len(values) == 1 else None
+
+
+def _origin(expr: cst.BaseExpression, length: cst.FunctionDef, init: cst.FunctionDef | None):
+    """Follow `return n` to `n = ...` in __len__, and `return self.steps` to `self.steps = ...` in __init__."""
+    if isinstance(expr, cst.Name):
+        name = expr.value
+        return _assigned_value(length, lambda t: isinstance(t, cst.Name) and t.value == name) or expr
+    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+        attr = expr.attr.value
+
+        def is_attr(t) -> bool:
+            return isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == "self" and t.attr.value == attr
+
+        return _assigned_value(init, is_attr) or expr
+    return expr
+
+
+def _floored(ctx, expr):
+    """(expression to replace, numerator, denominator) when `expr` rounds a division down."""
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.FloorDivide):
+        if _is_ceiling_idiom(expr.left):
+            return None
+        return expr, expr.left, expr.right
+    if isinstance(expr, cst.Call) and len(expr.args) == 1 and expr.args[0].keyword is None:
+        inner = expr.args[0].value
+        qual = ctx.qualified_name(expr.func)
+        if qual == "int":
+            if isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Divide):
+                return expr, inner.left, inner.right
+            found = _floored(ctx, inner)
+            return (expr, found[1], found[2]) if found else None
+        if qual in _FLOORS and isinstance(inner, cst.BinaryOperation) and isinstance(inner.operator, cst.Divide):
+            return expr, inner.left, inner.right
+    return None
+
+
+def _is_ceiling_idiom(numerator: cst.BaseExpression) -> bool:
+    # (n + bs - 1) // bs rounds up on purpose.
+    return isinstance(numerator, cst.BinaryOperation) and isinstance(numerator.operator, (cst.Add, cst.Subtract))

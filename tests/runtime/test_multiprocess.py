@@ -1,0 +1,470 @@
+"""MultiprocessSequence with real worker processes, real shared memory and a real model.fit.
+
+Workers unpickle the datasets below by importing this module, so it imports only numpy and pytest at the
+top: seqkit.multiprocess (which imports Keras) is imported inside the tests, and the one dataset that
+must subclass keras.utils.PyDataset is built on first access through the module's __getattr__.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqkit.seeding import batch_rng
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def mp():
+    from seqkit import multiprocess
+
+    return multiprocess
+
+
+# ---- datasets (module level: pickled to the workers) ----------------------------------------------
+
+
+class Numbers:
+    """Nested batches (dict + labels, three dtypes, a short last batch) drawing on the batch generator;
+    on_epoch_end reorders the samples, state the workers must see."""
+
+    def __init__(self, n=45, batch_size=8):
+        self.n = n
+        self.batch_size = batch_size
+        self.order = np.arange(n)
+        self.epochs_seen = 0
+
+    def __len__(self):
+        return -(-self.n // self.batch_size)
+
+    def __getitem__(self, index, rng=None):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        noise = rng.standard_normal((len(rows), 3)).astype(np.float32)
+        x = rows.astype(np.float32)[:, None] + noise
+        return {"x": x, "rows": rows}, (rows % 3).astype(np.uint8)
+
+    def on_epoch_end(self):
+        self.epochs_seen += 1
+        self.order = np.random.default_rng(self.epochs_seen).permutation(self.n)
+
+
+class Growing:
+    """Every batch is larger than the one before, so slots must grow again and again."""
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, index):
+        return np.full((index + 1, 3000), index, dtype=np.float64), np.arange(index + 1)
+
+
+class Faulty:
+    def __init__(self, fault, at=3, n=8):
+        self.fault, self.at, self.n = fault, at, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        if index == self.at:
+            if self.fault == "raise":
+                raise ValueError(f"bad sample in batch {index}")
+            if self.fault == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.fault == "abort":
+                os.abort()
+            if self.fault == "segfault":
+                ctypes.string_at(0)
+            if self.fault == "not-array":
+                return np.zeros((2, 3)), ["cat", "dog"]
+            if self.fault == "structure":
+                return np.zeros((2, 3))
+        return np.zeros((2, 3)), np.ones(2)
+
+
+class Slow:
+    def __len__(self):
+        return 1000
+
+    def __getitem__(self, index):
+        time.sleep(0.05)
+        return np.full((4, 4), index, np.float32)
+
+
+def squares(index, rng):
+    return np.arange(index, index + 4, dtype=np.int32) ** 2, rng.integers(0, 100, 4)
+
+
+def triple(index):
+    return np.full(3, index * 3, np.int16)
+
+
+class Lengthy:
+    """A callable with a length: the third accepted input form."""
+
+    def __len__(self):
+        return 5
+
+    def __call__(self, index):
+        return np.full(2, index, np.float32)
+
+
+class Declared(Numbers):
+    """Lists the attribute its hook changes; an undeclared change must not reach the workers."""
+
+    seqkit_epoch_state = ("order",)
+
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        self.batch_size = 1  # undeclared on purpose
+
+
+def __getattr__(name):
+    # Built on first use so that importing this module (as every worker does) does not import Keras.
+    if name == "Regression":
+        import keras
+
+        class Regression(keras.utils.PyDataset):
+            """y = 2x + 1 on inputs from the batch generator; the sample weights show the epoch count."""
+
+            def __init__(self, batches=6, batch_size=16, **kwargs):
+                super().__init__(**kwargs)
+                self.batches, self.batch_size, self.epochs = batches, batch_size, 0
+
+            def __len__(self):
+                return self.batches
+
+            def __getitem__(self, index, rng=None):
+                x = rng.uniform(-1, 1, (self.batch_size, 1)).astype(np.float32)
+                weights = np.full(self.batch_size, 1.0 + self.epochs, np.float32)
+                return x, 2 * x + 1, weights
+
+            def on_epoch_end(self):
+                self.epochs += 1
+
+        Regression.__module__, Regression.__qualname__ = __name__, name
+        globals()[name] = Regression
+        return Regression
+    raise AttributeError(name)
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+
+def assert_same(a, b):
+    assert type(a) is type(b)
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            assert_same(a[key], b[key])
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    else:
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def reference(dataset, seed, epochs):
+    """What the dataset gives in this process with the documented generators, epoch by epoch."""
+    out = []
+    for epoch in range(epochs):
+        out.append([dataset.__getitem__(i, rng=batch_rng(seed, epoch, i)) for i in range(len(dataset))])
+        dataset.on_epoch_end()
+    return out
+
+
+def run_epochs(seq, epochs):
+    out = []
+    for _ in range(epochs):
+        out.append([seq[i] for i in range(len(seq))])
+        seq.on_epoch_end()
+    return out
+
+
+def our_segments():
+    prefix = f"seqkit_{os.getpid()}_"
+    return [name for name in os.listdir("/dev/shm") if name.startswith(prefix)]
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def assert_clean(pids=()):
+    assert multiprocessing.active_children() == []
+    assert our_segments() == []
+    assert [pid for pid in pids if alive(pid)] == []
+
+
+# ---- order, content, reproducibility ---------------------------------------------------------------
+
+
+def test_order_content_and_epoch_state_over_two_epochs():
+    with mp().MultiprocessSequence(Numbers(), workers=2, seed=7) as seq:
+        got = run_epochs(seq, 2)
+        pids = seq.worker_pids
+        assert len(pids) == 2
+        # The slot ring is reused: at most `prefetch` segments exist, whatever the number of batches.
+        assert 0 < len(our_segments()) <= 4
+    assert_same(got, reference(Numbers(), 7, 2))
+    assert_clean(pids)
+
+
+@pytest.mark.slow
+def test_same_batches_with_1_2_4_workers_and_spawn():
+    expected = reference(Numbers(), 3, 2)
+    for workers, start_method in [(0, None), (1, None), (2, "spawn"), (4, None)]:
+        with mp().MultiprocessSequence(Numbers(), workers=workers, seed=3, start_method=start_method) as seq:
+            assert_same(run_epochs(seq, 2), expected)
+    assert_clean()
+
+
+def test_random_access_after_and_between_sequential_reads():
+    dataset = Numbers()
+    expected = reference(Numbers(), 11, 1)[0]
+    with mp().MultiprocessSequence(dataset, workers=2, prefetch=3, seed=11) as seq:
+        for index in [4, 0, 1, 2, 5, 3, 3, 0, 1, 2, 3, 4, 5]:
+            assert_same(seq[index], expected[index])
+        with pytest.raises(IndexError, match="out of range"):
+            seq[len(seq)]
+    assert_clean()
+
+
+def test_function_inputs():
+    with mp().MultiprocessSequence((squares, 6), workers=2, seed=5) as seq:
+        assert len(seq) == 6
+        for i in range(6):
+            assert_same(seq[i], squares(i, batch_rng(5, 0, i)))
+    with mp().MultiprocessSequence((triple, 4), workers=1) as seq:
+        assert_same([seq[i] for i in range(4)], [triple(i) for i in range(4)])
+    with mp().MultiprocessSequence(Lengthy(), workers=1) as seq:
+        assert len(seq) == 5 and seq[4].tolist() == [4.0, 4.0]
+    with pytest.raises(TypeError, match="needs a length"):
+        mp().MultiprocessSequence(triple)
+    with pytest.raises(TypeError, match="picklable"):
+        mp().MultiprocessSequence((lambda i: np.zeros(1), 2), workers=1)[0]
+    assert_clean()
+
+
+def test_slots_grow_with_larger_batches():
+    with mp().MultiprocessSequence(Growing(), workers=2, prefetch=2) as seq:
+        for _ in range(2):
+            for i in range(len(seq)):
+                assert_same(seq[i], Growing()[i])
+            seq.on_epoch_end()
+        assert len(our_segments()) <= 2
+    assert_clean()
+
+
+def test_declared_epoch_state_is_all_that_is_sent():
+    with mp().MultiprocessSequence(Declared(), workers=1, seed=2) as seq:
+        run_epochs(seq, 1)
+        # The parent's dataset now has batch_size 1, but only `order` was declared: workers keep 8 rows.
+        batch = seq[0]
+    expected = Numbers()
+    expected.on_epoch_end()
+    assert_same(batch, expected.__getitem__(0, rng=batch_rng(2, 1, 0)))
+    assert_clean()
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="workers"):
+        mp().MultiprocessSequence(Numbers(), workers=-1)
+    with pytest.raises(ValueError, match="prefetch"):
+        mp().MultiprocessSequence(Numbers(), prefetch=0)
+    with pytest.raises(ValueError, match="start_method"):
+        mp().MultiprocessSequence(Numbers(), start_method="thread")
+    with pytest.raises(ValueError, match="seed"):
+        mp().MultiprocessSequence(Numbers(), seed=-3)
+    with pytest.raises(TypeError, match="dataset_or_fn"):
+        mp().MultiprocessSequence(42)
+
+
+# ---- faults -----------------------------------------------------------------------------------------
+
+
+def test_worker_exception_is_raised_with_traceback_and_index():
+    seq = mp().MultiprocessSequence(Faulty("raise"), workers=2)
+    with pytest.raises(mp().WorkerError) as caught:
+        for i in range(len(seq)):
+            seq[i]
+    error = caught.value
+    assert error.index == 3 and "batch 3" in str(error)
+    assert "in __getitem__" in error.worker_traceback and "bad sample in batch 3" in str(error)
+    assert isinstance(error.__cause__, ValueError)
+    assert_clean()
+    # A failure stops the pool, it does not poison the object: the next call starts new workers.
+    assert_same(seq[0], Faulty("raise")[0])
+    seq.close()
+    assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("fault", "how"), [("kill", "SIGKILL"), ("abort", "SIGABRT"), ("segfault", "SIGSEGV")]
+)
+def test_dying_worker_is_reported_not_waited_for(fault, how):
+    seq = mp().MultiprocessSequence(Faulty(fault), workers=2)
+    seq[0]
+    pids = seq.worker_pids
+    with pytest.raises(mp().WorkerError, match=f"died with signal {how}.*batch 3"):
+        for i in range(1, len(seq)):
+            seq[i]
+    assert_clean(pids)
+
+
+def test_batch_that_is_not_arrays():
+    with mp().MultiprocessSequence(Faulty("not-array", at=0), workers=1) as seq:
+        with pytest.raises(mp().WorkerError, match=r"batch\[1\]\[0\] is a str, not a numpy array"):
+            seq[0]
+    assert_clean()
+
+
+def test_structure_change_between_batches():
+    with mp().MultiprocessSequence(Faulty("structure", at=2), workers=1) as seq:
+        seq[0]
+        seq[1]
+        with pytest.raises(ValueError, match=r"batch 2 does not have the structure of batch 0"):
+            seq[2]
+        seq[3]  # the pool is still usable
+    assert_clean()
+
+
+def test_interrupt_while_waiting_leaves_nothing_behind():
+    seq = mp().MultiprocessSequence(Slow(), workers=2)
+    seq[0]
+    pids = seq.worker_pids
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(KeyboardInterrupt):
+            for i in range(1, len(seq)):
+                seq[i]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert_clean(pids)
+
+
+def test_close_and_garbage_collection_stop_workers():
+    seq = mp().MultiprocessSequence(Slow(), workers=2)
+    seq[0]
+    pids = seq.worker_pids
+    seq.close()
+    assert seq.worker_pids == []
+    assert_clean(pids)
+    seq[1]
+    pids = seq.worker_pids
+    del seq
+    gc.collect()
+    assert_clean(pids)
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, multiprocessing, os, sys, time
+    import numpy as np
+
+    class Slow:
+        def __len__(self):
+            return 1000
+
+        def __getitem__(self, index):
+            time.sleep(0.05)
+            return np.full((64, 64), index, np.float32)
+
+    if __name__ == "__main__":
+        from seqkit.multiprocess import MultiprocessSequence
+
+        seq = MultiprocessSequence(Slow(), workers=2)
+        seq[0]
+        print(json.dumps({"pids": seq.worker_pids, "prefix": f"seqkit_{os.getpid()}_"}), flush=True)
+        if sys.argv[1] == "interrupt":
+            try:
+                for i in range(1, len(seq)):
+                    seq[i]
+            except KeyboardInterrupt:
+                left = [n for n in os.listdir("/dev/shm") if n.startswith(f"seqkit_{os.getpid()}_")]
+                print(json.dumps({"children": len(multiprocessing.active_children()), "segments": left}))
+                raise
+        # "exit": leave without close(); the interpreter's exit must clean up
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["interrupt", "exit"])
+def test_real_ctrl_c_and_plain_exit_in_a_script(tmp_path, mode):
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+        start_new_session=True,  # its own process group, which Ctrl-C signals as a whole
+    )
+    started = json.loads(proc.stdout.readline())
+    if mode == "interrupt":
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if mode == "interrupt":
+        assert "KeyboardInterrupt" in err
+        assert json.loads(out.splitlines()[-1]) == {"children": 0, "segments": []}
+    else:
+        assert proc.returncode == 0, err
+        assert "leaked" not in err
+    assert [pid for pid in started["pids"] if alive(pid)] == []
+    assert [n for n in os.listdir("/dev/shm") if n.startswith(started["prefix"])] == []
+
+
+# ---- model.fit ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_model_fit_two_epochs_with_a_keras_pydataset():
+    import keras
+
+    from seqkit import MultiprocessSequence
+
+    dataset = sys.modules[__name__].Regression()  # through __getattr__, as the workers will
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    with MultiprocessSequence(dataset, workers=2, seed=0) as seq:
+        assert isinstance(seq, keras.utils.PyDataset)
+        history = model.fit(seq, epochs=2, shuffle=False, verbose=0)
+        # The hook ran in the parent, where the state lives, each time Keras called it (Keras also
+        # calls on_epoch_end once more when it resets its epoch iterator).
+        assert dataset.epochs == seq.epoch >= 2
+        pids = seq.worker_pids
+        # Computed by a worker after fit: it saw every on_epoch_end.
+        np.testing.assert_array_equal(seq[0][2], np.full(16, 1.0 + dataset.epochs, np.float32))
+    losses = history.history["loss"]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert_clean(pids)
