@@ -1,8 +1,11 @@
 """MultiprocessSequence: run a PyDataset (or a function) in persistent worker processes.
 
 Why not Keras' own `use_multiprocessing=True`: it starts a new pool every epoch and pickles every batch
-back through a pipe. Here workers start once, write each batch into a shared-memory slot, and the
-parent copies it out once; only a few hundred bytes of metadata cross the pipe.
+back through a pipe. Here workers start once and write each batch into a shared-memory slot (the one
+copy of the transport); only a few hundred bytes of metadata cross the pipe. The parent hands the
+slot's large arrays to the caller without copying them and reuses the slot only once the caller has
+dropped them all, so they are the caller's as much as a copy would be; leaves under 64 KiB are copied,
+so that keeping small ones (labels) never pins a large slot.
 
 How to use it
 -------------
@@ -75,6 +78,9 @@ __all__ = ["MultiprocessSequence", "WorkerError", "current_rng"]
 _POLL_SECONDS = 0.5
 _STOP_GRACE_SECONDS = 2.0
 _RANDOM_ACCESS_WARN_AFTER = 8
+# Leaves smaller than this are copied out of their slot rather than lent: a copy is cheap, and a small
+# array kept by the caller (labels collected for metrics) must not pin a slot holding a large batch.
+_LEND_MIN_BYTES = 1 << 16
 
 
 class WorkerError(RuntimeError):
@@ -350,7 +356,7 @@ class MultiprocessSequence(PyDataset):
                 # clean rather than risk waiting for a batch nobody computes.
                 self._stop_pool(graceful=False)
                 raise
-        self._check_structure(treedef, leaves, index)
+            self._check_structure(treedef, leaves, index)
         return unflatten(treedef, leaves)
 
     def on_epoch_begin(self):
@@ -420,7 +426,9 @@ class MultiprocessSequence(PyDataset):
                 pool.processes.append(process)
                 pool.conns.append(parent_end)
                 pool.outstanding.append([])
-                parent_end.send(("init", payload, self._call_mode, self._seed))
+            # After every start: a large dataset is read by one worker while the others start up.
+            for conn in pool.conns:
+                conn.send(("init", payload, self._call_mode, self._seed))
         except BaseException:
             pool.shutdown(graceful=False)
             raise
@@ -469,7 +477,7 @@ class MultiprocessSequence(PyDataset):
             self._stop_pool(graceful=False)
             raise error from task.result[2]
         _, treedef, specs = task.result
-        leaves = self._copy_out(pool, task, specs)
+        leaves = self._hand_out(pool, task, specs)
         if sequential:
             self._top_up(pool, index)
         return treedef, leaves
@@ -484,8 +492,16 @@ class MultiprocessSequence(PyDataset):
                 return
 
     def _submit(self, pool: _Pool, index: int, block: bool) -> bool:
-        slot = pool.ring.acquire()
-        while slot is None:
+        while True:
+            retired = pool.ring.take_back()
+            if retired:
+                for conn in pool.conns:
+                    conn.send(("forget", retired))
+            slot = pool.ring.acquire()
+            if slot is None and len(pool.tasks) < self._prefetch:
+                slot = pool.ring.add()  # the other slots are on loan to the caller
+            if slot is not None:
+                break
             if not block:
                 return False
             # Make room: give up the prefetched batch furthest from what is being read.
@@ -494,7 +510,6 @@ class MultiprocessSequence(PyDataset):
                 self._unwant(pool, max(victims, key=lambda task: task.index))
             else:
                 self._pump(pool)
-            slot = pool.ring.acquire()
         worker = min(range(len(pool.processes)), key=lambda w: len(pool.outstanding[w]))
         task = _Task(pool.next_id, self._epoch, index, slot, worker)
         pool.next_id += 1
@@ -619,21 +634,37 @@ class MultiprocessSequence(PyDataset):
             index=index,
         )
 
-    def _copy_out(self, pool: _Pool, task: _Task, specs) -> list:
-        """Copy the batch out of its slot into arrays the caller owns, and free the slot."""
+    def _hand_out(self, pool: _Pool, task: _Task, specs) -> list:
+        """The batch's arrays, for the caller to keep: large leaves are lent from the slot, small copied.
+
+        A lent slot is not reused while any of its arrays is alive (see SlotRing.lend), so the caller
+        owns them as much as a copy, without paying for one; the ring adds slots while batches are held.
+        """
         segment = pool.ring.segments[task.slot]
+        flat, token = segment.lend()
         leaves = []
+        lent = False
         for spec in specs:
             if spec.dtype is None:
                 leaves.append(None)
-            elif 0 in spec.shape:
-                leaves.append(np.empty(spec.shape, np.dtype(spec.dtype)))
+                continue
+            dtype = np.dtype(spec.dtype)
+            nbytes = int(np.prod(spec.shape, dtype=np.int64)) * dtype.itemsize
+            if nbytes == 0:
+                leaves.append(np.empty(spec.shape, dtype))
+            elif nbytes < _LEND_MIN_BYTES:
+                leaves.append(view(flat, spec).copy())
             else:
-                leaves.append(view(segment.array, spec).copy())
+                leaves.append(view(flat, spec))
+                lent = True
+        del flat
         task.wanted = False
         pool.wanted.pop((task.epoch, task.index), None)
         pool.tasks.pop(task.task_id, None)
-        pool.ring.release(task.slot)
+        if lent:
+            pool.ring.lend(task.slot, token)
+        else:
+            pool.ring.release(task.slot)
         return leaves
 
     # ---- batch structure and epoch state -----------------------------------------------------------

@@ -247,8 +247,9 @@ class NpyWriter:
     allows), so rows stream straight to disk and the file is never rewritten or copied.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, durable: bool = True):
         self.path = Path(path)
+        self.durable = durable  # fsync before the rename; a cache can skip it (a damaged cache is rebuilt)
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.file = None
         self.dtype: np.dtype | None = None
@@ -294,11 +295,14 @@ class NpyWriter:
         self.file.seek(0)
         self.file.write(self._header(self.rows))
         self.file.flush()
-        os.fsync(self.file.fileno())
+        if self.durable:
+            os.fsync(self.file.fileno())
         self.file.close()
+        self.file = None
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
         if self.file is not None:
             self.file.close()
+            self.file = None
         self.tmp.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from seqkit.fingerprint import array_digest, function_digest
 from seqkit.progress import LazyProgress
 from seqkit.structure import TreeDef, flatten, unflatten
 
-CHUNK_BYTES = 16 << 20  # input bytes per chunk: big enough to vectorise, small enough to stay in cache-ish memory
+CHUNK_BYTES = 4 << 20  # input bytes per chunk: big enough to vectorise, small enough that the allocator reuses its buffers
 _PROBE_ROWS = 16
 _CACHE_FORMAT = "1"  # bump when the cache layout changes
 
@@ -302,39 +302,51 @@ class _MemorySink:
 
 
 class _FileSink(_MemorySink):
-    """Writes into a temp file (or temp folder for several outputs) beside the cache, renamed at the end."""
+    """Streams chunks into the cache with plain sequential writes (no page faults of a writable map),
+    under temp names renamed into place at the end: several outputs go to a temp folder renamed whole."""
 
     def __init__(self, path: Path, n: int):
         super().__init__(n)
         self.path = path
-        self.tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-        self._count = 0
+        self.tmp: Path | None = None
+        self.writers: list = []
 
-    def _allocate(self, leaf: np.ndarray) -> np.ndarray:
-        target = self.tmp / f"{self._count}.npy"
-        self._count += 1
-        return np.lib.format.open_memmap(target, mode="w+", dtype=leaf.dtype, shape=(self.n, *leaf.shape[1:]))
+    def write(self, start: int, stop: int, leaves: list[np.ndarray], treedef: TreeDef, name: str) -> None:
+        from seqkit.pack import NpyWriter
+
+        if self.treedef is None:
+            self.treedef = treedef
+            if treedef.kind == "leaf":
+                self.writers = [NpyWriter(self.path.with_suffix(".npy"), durable=False)]
+            else:
+                self.tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"))
+                self.writers = [NpyWriter(self.tmp / f"{i}.npy", durable=False) for i in range(len(leaves))]
+            self.kinds = [(leaf.shape[1:], leaf.dtype) for leaf in leaves]
+        elif treedef != self.treedef or self.kinds != [(leaf.shape[1:], leaf.dtype) for leaf in leaves]:
+            raise ValueError(
+                f"preprocess function {name!r} returned a different structure, shape or dtype for chunk rows "
+                f"{start}:{stop} than for the first chunk; every chunk must give the same kind of output"
+            )
+        for writer, leaf in zip(self.writers, leaves):
+            writer.append(leaf)
 
     def finish(self) -> Any:
-        for array in self.arrays or []:
-            array.flush()
-        self.arrays = None
-        if self.treedef.kind == "leaf":
-            final = self.path.with_suffix(".npy")
-            os.replace(self.tmp / "0.npy", final)
-            shutil.rmtree(self.tmp)
-        else:
+        for writer in self.writers:
+            writer.commit()
+        if self.tmp is not None:
             (self.tmp / "structure.pickle").write_bytes(pickle.dumps(self.treedef))
-            final = self.path.with_suffix(".npys")
-            os.replace(self.tmp, final)  # a folder rename is atomic too; a stale one is replaced below
+            os.replace(self.tmp, self.path.with_suffix(".npys"))  # renaming a folder is atomic too
+            self.tmp = None
         loaded = _load_cache(self.path)
         if loaded is None:
-            raise OSError(f"preprocess cache {final} vanished right after being written")
+            raise OSError(f"preprocess cache {self.path} vanished right after being written")
         return loaded
 
     def abort(self) -> None:
-        self.arrays = None
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        for writer in self.writers:
+            writer.abort()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _load_cache(path: Path) -> Any:

@@ -15,6 +15,8 @@ This module is imported by workers: numpy and the standard library only.
 from __future__ import annotations
 
 import os
+import weakref
+from collections import deque
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 
@@ -67,25 +69,56 @@ class Segment:
     """One mapped segment; `array` is a uint8 view of the whole mapping."""
 
     def __init__(self, name: str, size: int = 0, *, create: bool = False):
+        if create:
+            _check_room(size)
         self.shm = shared_memory.SharedMemory(name=name, create=create, size=size)
+        # The mapping is all we need; an open descriptor per segment would run into the fd limit when
+        # many batches are held by the caller.
+        fd, self.shm._fd = self.shm._fd, -1
+        os.close(fd)
         self.name = name
         self.size = self.shm.size
         self.array = np.frombuffer(self.shm.buf, dtype=np.uint8)
 
+    def lend(self) -> tuple[np.ndarray, memoryview]:
+        """A fresh uint8 view of the mapping and the token that lives exactly as long as views of it.
+
+        numpy collapses view chains to the first object that is not an array, here the memoryview
+        np.frombuffer creates for this call, so a finalizer on it fires when the last view is gone.
+        """
+        flat = np.frombuffer(self.shm.buf, dtype=np.uint8)
+        return flat, flat.base
+
     def close(self) -> None:
-        # numpy views keep the buffer exported; drop ours first, then the mapping itself is freed when
-        # the last caller's view goes (close() refuses while views exist, which is harmless here).
         self.array = None
         try:
             self.shm.close()
         except BufferError:
-            pass
+            # Arrays lent to the caller still use the mapping: leave it to them (it is unmapped when the
+            # last one goes) and make sure SharedMemory.__del__ does not try again and complain.
+            self.shm._buf = None
+            self.shm._mmap = None
 
     def unlink(self) -> None:
         try:
             self.shm.unlink()
         except FileNotFoundError:
             pass
+
+
+def _check_room(size: int) -> None:
+    # tmpfs accepts a segment larger than its free space and then kills the writer with SIGBUS; say why
+    # before that happens (Docker's default /dev/shm is 64 MB).
+    try:
+        stat = os.statvfs(_SHM_DIR)
+    except OSError:
+        return
+    free = stat.f_bavail * stat.f_frsize
+    if size > free:
+        raise MemoryError(
+            f"{_SHM_DIR} has {free / 2**20:.0f} MiB free, a batch slot needs {size / 2**20:.0f} MiB: "
+            "enlarge it (docker run --shm-size=...) or lower prefetch / the batch size"
+        )
 
 
 def remove_leftovers(prefix: str) -> None:
@@ -108,18 +141,48 @@ def remove_leftovers(prefix: str) -> None:
 
 
 class SlotRing:
-    """The parent's side: which slots are free and which segment each slot currently is."""
+    """The parent's side: which slots are free and which segment each slot currently is.
+
+    A slot whose arrays were handed to the caller without a copy is on loan: it comes back through
+    `returned` (appended by a finalizer, from any thread) when the caller drops the last of them.
+    """
 
     def __init__(self, count: int, prefix: str):
         self.prefix = prefix
+        self.target = count
         self.segments: list[Segment | None] = [None] * count
         self.free: list[int] = list(range(count))[::-1]
+        self.returned: deque[int] = deque()
 
     def acquire(self) -> int | None:
         return self.free.pop() if self.free else None
 
+    def add(self) -> int:
+        """One more slot, for when the caller holds on to lent batches."""
+        self.segments.append(None)
+        return len(self.segments) - 1
+
     def release(self, slot: int) -> None:
         self.free.append(slot)
+
+    def lend(self, slot: int, token) -> None:
+        finalizer = weakref.finalize(token, self.returned.append, slot)
+        finalizer.atexit = False
+
+    def take_back(self) -> list[str]:
+        """File returned slots as free; unlink those beyond the ring's size. Returns unlinked names."""
+        retired = []
+        while self.returned:
+            slot = self.returned.popleft()
+            segment = self.segments[slot]
+            if len(self.free) < self.target or segment is None:
+                self.free.append(slot)
+                continue
+            segment.unlink()
+            segment.close()
+            self.segments[slot] = None  # the id is never used again
+            retired.append(segment.name)
+        return retired
 
     def describe(self, slot: int) -> tuple[str | None, int]:
         segment = self.segments[slot]
@@ -138,6 +201,7 @@ class SlotRing:
         return segment
 
     def destroy(self) -> None:
+        # Lent mappings stay valid for the caller: unlinking removes only the name.
         for slot, segment in enumerate(self.segments):
             if segment is not None:
                 segment.unlink()
@@ -168,6 +232,13 @@ class WorkerSlots:
         grown = Segment(f"{self.prefix}_{slot}_{task_id}", grown_size(needed, size), create=True)
         self.mapped[slot] = grown
         return grown
+
+    def forget(self, names: list[str]) -> None:
+        """Unmap segments the parent retired, so their memory is freed."""
+        for slot, segment in list(self.mapped.items()):
+            if segment.name in names:
+                segment.close()
+                del self.mapped[slot]
 
     def close(self) -> None:
         for segment in self.mapped.values():

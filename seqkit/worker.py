@@ -8,6 +8,7 @@ Messages from the parent, in order on one pipe per worker:
     ("init", pickled_target, call_mode, seed)    once, first
     ("state", pickled {name: value}, [deleted])  attributes changed by on_epoch_end/on_epoch_begin
     ("task", task_id, epoch, index, slot, slot_name, slot_size)
+    ("forget", [segment names])                  segments the parent unlinked: unmap them
     ("stop",)
 Replies:
     ("done", task_id, treedef, leaf_specs, slot_name)
@@ -138,6 +139,8 @@ def main(conn, prefix: str) -> None:
                 if kind == "init":
                     _, payload, call_mode, seed = message
                     target = _load_target(payload)
+                elif kind == "forget":
+                    slots.forget(message[1])
                 elif kind == "state":
                     _apply_state(target, message[1], message[2])
                 elif kind == "task":

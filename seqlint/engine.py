@@ -6,6 +6,8 @@ below it and never parse or print.
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
 from seqlint.analysis.context import ModuleContext
@@ -51,12 +53,17 @@ def parse(source: str, filename: str) -> cst.Module:
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as error:
-        message = str(error.message).splitlines()[0] if error.message else "invalid syntax"
-        raise ParseError(
-            f"{filename}:{error.raw_line}:{error.raw_column + 1}: syntax error: {message}",
-            error.raw_line,
-            error.raw_column + 1,
-        ) from None
+        # CPython's own parser names the problem and its column more precisely than libcst's.
+        try:
+            compile(source, filename, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        except SyntaxError as py_error:
+            line, column, message = py_error.lineno, py_error.offset, py_error.msg
+        except (ValueError, RecursionError, MemoryError):
+            line, column, message = error.raw_line, error.raw_column + 1, "invalid source"
+        else:
+            line, column = error.raw_line, error.raw_column + 1
+            message = str(error.message).splitlines()[0] if error.message else "invalid syntax"
+        raise ParseError(f"{filename}:{line}:{column}: syntax error: {message}", line, column) from None
     except (RecursionError, MemoryError, ValueError) as error:
         raise ParseError(f"{filename}: cannot parse: {type(error).__name__}: {error}") from None
 

@@ -11,7 +11,7 @@ from functools import cached_property
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from seqlint.analysis.hotpath import CallGraph, Phase, walk
+from seqlint.analysis.hotpath import CallGraph, Phase, children
 from seqlint.analysis.names import collect_imports, dotted_name, qualify
 from seqlint.analysis.project import ProjectIndex
 from seqlint.analysis.sequences import SequenceClass, find_sequences
@@ -63,6 +63,13 @@ class ModuleContext:
     @cached_property
     def call_graph(self) -> CallGraph:
         return CallGraph(self.sequences, self.module_functions)
+
+    @cached_property
+    def dataflow(self):
+        """Where per-batch values come from (dataset, file, random draw); shared by the rules."""
+        from seqlint.analysis.dataflow import BatchDataflow
+
+        return BatchDataflow(self)
 
     def batch_functions(self, seq: SequenceClass) -> list[cst.FunctionDef]:
         """`__getitem__` and everything it calls, in discovery order."""
@@ -137,7 +144,7 @@ class ModuleContext:
         stack: list[cst.CSTNode] = [self.module]
         while stack:
             node = stack.pop()
-            for child in node.children:
+            for child in children(node):
                 parents[id(child)] = node
                 stack.append(child)
         return parents

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,6 +32,7 @@ __all__ = [
     "normalize",
     "augmentation_layers",
     "is_augmentation_method",
+    "is_read_only_call",
 ]
 
 
@@ -80,12 +81,15 @@ class _Tables:
     pure_numpy: _NameSet
     array_methods: frozenset[str]
     augmentation_layers: dict[str, tuple[str, ...]]
+    read_only: _NameSet
     augmentation_methods: frozenset[str]
 
 
 @lru_cache(maxsize=1)
 def _tables() -> _Tables:
-    text = resources.files("seqlint").joinpath("data").joinpath("effects.toml").read_text(encoding="utf-8")
+    # Located from this file, not through `importlib.resources.files("seqlint")`: a `tests/seqlint`
+    # directory on sys.path would otherwise be found as a namespace package of the same name.
+    text = (Path(__file__).resolve().parent.parent / "data" / "effects.toml").read_text(encoding="utf-8")
     data = tomllib.loads(text)
     rng = data["global_rng"]
     io = data["io"]
@@ -104,6 +108,7 @@ def _tables() -> _Tables:
         array_methods=frozenset(data["pure_numpy"].get("array_methods", [])),
         augmentation_layers={k: tuple(v) for k, v in data["augmentation"]["layers"].items()},
         augmentation_methods=frozenset(data["augmentation"]["methods"]["names"]),
+        read_only=_NameSet.from_table(data["read_only"]),
     )
 
 
@@ -201,3 +206,11 @@ def augmentation_layers(name: str) -> list[str]:
 def is_augmentation_method(method_name: str) -> bool:
     """`random_transform`, `augment_image`: random augmentation whatever object the method is on."""
     return method_name in _tables().augmentation_methods
+
+
+def is_read_only_call(qualname: str | None) -> bool:
+    """True when the call never writes into the arrays passed to it (unless through `out=`)."""
+    name = normalize(qualname)
+    if name is None:
+        return False
+    return name in _tables().read_only or is_pure_numpy(name) or is_io_call(name)

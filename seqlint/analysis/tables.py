@@ -37,4 +37,39 @@ def keras_tables() -> KerasTables:
 @lru_cache(maxsize=None)
 def elementwise_numpy() -> frozenset[str]:
     text = resources.files("seqlint.data").joinpath("numpy_elementwise.toml").read_text(encoding="utf-8")
-    return frozenset(tomllib.loads(text)["names"])
+    data = tomllib.loads(text)
+    return frozenset(data["arithmetic"]) | frozenset(data["predicates"])
+
+
+@lru_cache(maxsize=None)
+def elementwise_arithmetic() -> frozenset[str]:
+    text = resources.files("seqlint.data").joinpath("numpy_elementwise.toml").read_text(encoding="utf-8")
+    return frozenset(tomllib.loads(text)["arithmetic"])
+
+
+@dataclass(frozen=True)
+class PreprocessingTable:
+    functions: frozenset[str]
+    function_prefixes: tuple[str, ...]
+    function_suffixes: tuple[str, ...]
+    methods: frozenset[str]
+    callable_receivers: tuple[str, ...]
+
+    def is_function(self, qualname: str | None) -> bool:
+        return qualname is not None and (
+            qualname in self.functions
+            or qualname.startswith(self.function_prefixes) and qualname.endswith(self.function_suffixes)
+        )
+
+
+@lru_cache(maxsize=None)
+def preprocessing_table() -> PreprocessingTable:
+    text = resources.files("seqlint.data").joinpath("preprocessing.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    return PreprocessingTable(
+        functions=frozenset(data["functions"]),
+        function_prefixes=tuple(data["function_prefixes"]),
+        function_suffixes=tuple(data["function_suffixes"]),
+        methods=frozenset(data["methods"]),
+        callable_receivers=tuple(data["callable_receivers"]),
+    )

@@ -60,13 +60,10 @@ def write_statistics(findings: list[Finding], unsafe_fixes: bool, stream: TextIO
         return
     if not rows:
         return
-    width_count = max(len(str(r["count"])) for r in rows)
-    width_name = max(len(r["name"]) for r in rows)
+    width = max(len(str(r["count"])) for r in rows)
     for row in rows:
-        stream.write(
-            f"{row['count']:>{width_count}}\t{row['code']}\t{row['name']:<{width_name}}\t"
-            f"{'[*]' if row['fixable'] else '[ ]'}\n"
-        )
+        fixable = "[*]" if row["fixable"] else "[ ]"
+        stream.write(f"{row['count']:>{width}}\t{row['code']}\t{row['name']}\t{fixable}\n")
 
 
 def summary_lines(result, context: ReportContext) -> list[str]:

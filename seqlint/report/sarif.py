@@ -13,13 +13,21 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
-from seqlint import __version__
 from seqlint.findings import Finding
 from seqlint.report import ReportContext, is_applicable
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 # The project has no public home page yet; set it here and it appears as tool.driver.informationUri.
 INFORMATION_URI: str | None = None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seqkit")  # the distribution seqlint ships in
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def _artifact(filename: str, root: Path) -> dict:
@@ -94,7 +102,8 @@ def build(result, context: ReportContext) -> dict:
             location["region"] = {"startLine": e.line, "startColumn": e.column or 1}
         note["locations"] = [{"physicalLocation": location}]
         notifications.append(note)
-    driver = {"name": "seqlint", "version": __version__, "semanticVersion": __version__, "rules": rules}
+    version = _version()
+    driver = {"name": "seqlint", "version": version, "semanticVersion": version, "rules": rules}
     if INFORMATION_URI:
         driver["informationUri"] = INFORMATION_URI
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from seqlint.analysis import effects
+from seqlint.analysis.dataflow import FILE, MEMORY
 from seqlint.analysis.hotpath import Phase, walk
 from seqlint.analysis.tables import elementwise_numpy
 from seqlint.findings import Applicability, Edit
@@ -207,12 +208,18 @@ class Gen(tf.keras.utils.Sequence):
     ]
 
     def check(self, ctx):
+        flow = ctx.dataflow
         for func, _seq, _path in ctx.functions_in_phase(Phase.BATCH):
+            skip: set[int] = set()
             for node in walk(func.body):
+                if id(node) in skip:
+                    continue
+                finding = None
                 if isinstance(node, cst.For):
                     element = _loop_element(ctx, node)
-                    if element and _arithmetic_only(ctx, node.body, element) and not _exits(node.body):
-                        yield ctx.report(
+                    if element and _over_data(flow, func, node, element) and _arithmetic_only(ctx, node.body, element) \
+                            and not _exits(node.body):
+                        finding = ctx.report(
                             self,
                             node,
                             f"Python loop over `{ctx.code(node.iter)}` does element-wise arithmetic; "
@@ -221,8 +228,9 @@ class Gen(tf.keras.utils.Sequence):
                         )
                 elif isinstance(node, cst.While):
                     index = _while_index(node)
-                    if index and _arithmetic_only(ctx, node.body, index) and not _exits(node.body):
-                        yield ctx.report(
+                    if index and _over_data(flow, func, node, index) and _arithmetic_only(ctx, node.body, index) \
+                            and not _exits(node.body):
+                        finding = ctx.report(
                             self, node,
                             "Python `while` loop over array elements does element-wise arithmetic; "
                             "apply it to the whole array",
@@ -232,12 +240,29 @@ class Gen(tf.keras.utils.Sequence):
                     if comp.inner_for_in is not None or comp.ifs:
                         continue
                     element = _loop_element(ctx, comp)
-                    if element and _arithmetic_only(ctx, node.elt, element):
-                        yield ctx.report(
+                    if element and _over_data(flow, func, comp, element) and _arithmetic_only(ctx, node.elt, element):
+                        finding = ctx.report(
                             self, node,
                             f"comprehension over `{ctx.code(comp.iter)}` does element-wise arithmetic "
                             "row by row; apply it to the whole array",
                         )
+                if finding is not None:
+                    skip.update(id(n) for n in walk(node))  # nested loops belong to this finding
+                    yield finding
+
+
+def _over_data(flow, func, loop, element: set[str]) -> bool:
+    """The loop walks data (the dataset or what was read), not a list of settings or shapes."""
+    data = {MEMORY, FILE}
+    iterable = getattr(loop, "iter", None)
+    if iterable is not None and flow.taint(func, iterable) & data:
+        return True
+    body = loop.body if not isinstance(loop, cst.CompFor) else None
+    for node in walk(body if body is not None else loop):
+        if isinstance(node, cst.Subscript) and any(_uses(el, element) for el in node.slice) \
+                and flow.taint(func, node.value) & data:
+            return True
+    return False
 
 
 def _names(node) -> set[str]:
@@ -285,7 +310,7 @@ def _arithmetic_only(ctx, body, element: set[str]) -> bool:
                 return False
         elif isinstance(node, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)):
             return False  # string building (paths, labels), not numbers
-        elif isinstance(node, (cst.For, cst.While, cst.With, cst.Try, cst.FunctionDef, cst.Lambda)):
+        elif isinstance(node, (cst.With, cst.Try, cst.FunctionDef, cst.Lambda)):
             return False
         elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, _ARITH):
             arithmetic = arithmetic or _uses(node, element)

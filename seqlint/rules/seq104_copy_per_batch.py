@@ -22,7 +22,7 @@ class CopyPerBatch(Rule):
 ## What it does
 Flags per-batch code (`__getitem__` and what it calls) that copies a whole dataset attribute:
 `np.copy(self.x)`, `self.x.copy()`, `np.array(self.x)`, `copy.deepcopy(self.data)`. An attribute
-counts as a dataset when it is set in `__init__` and indexed in per-batch code (or the copy is). Copying the batch
+counts as a dataset when it is set in `__init__` and indexed in per-batch code (or its copy is). Copying the batch
 slice (`self.x[lo:hi].copy()`) is fine and not flagged.
 
 ## Why is this bad?
@@ -214,7 +214,8 @@ class Gen(Base):
                 if attr is None or attr not in init_attrs:
                     continue
                 parent = ctx.parent(node)
-                if attr not in indexed and not (isinstance(parent, cst.Subscript) and parent.value is node):
+                copy_indexed = isinstance(parent, cst.Subscript) and parent.value is node
+                if attr not in indexed and not copy_indexed and not _local_indexed(ctx, func, node):
                     continue
                 yield ctx.report(
                     self,
@@ -254,6 +255,17 @@ def _indexed_attributes(ctx, seq) -> set[str]:
             if isinstance(node, cst.Subscript) and (attr := _self_attr(node.value)):
                 found.add(attr)
     return found
+
+
+def _local_indexed(ctx, func, call) -> bool:
+    """`data = copy.deepcopy(self.x)` followed by `data[...]`: the copy stands for the dataset."""
+    parent = ctx.parent(call)
+    if not (isinstance(parent, cst.Assign) and len(parent.targets) == 1 and isinstance(parent.targets[0].target, cst.Name)):
+        return False
+    name = parent.targets[0].target.value
+    return any(
+        isinstance(n, cst.Subscript) and isinstance(n.value, cst.Name) and n.value.value == name for n in walk(func.body)
+    )
 
 
 def _init_attributes(seq) -> set[str]:

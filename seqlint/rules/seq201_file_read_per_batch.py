@@ -86,6 +86,12 @@ hint shows the replacement.
         # A user function that happens to be called `load`, and a non-Keras class.
         _HEAD + "import cv2\n\nclass Folder:\n"
         "    def __getitem__(self, i):\n        return cv2.imread(self.paths[i])\n",
+        # Opened lazily once per worker process and cached on the instance.
+        "import h5py\nimport keras\n\nclass Slices(keras.utils.PyDataset):\n"
+        "    @property\n    def file(self):\n        if self._file is None:\n"
+        "            self._file = h5py.File(self.path, 'r')\n        return self._file\n\n"
+        "    def __getitem__(self, i):\n        return self.file['x'][i * 8:(i + 1) * 8]\n\n"
+        "    def __len__(self):\n        return 4\n",
         # on_epoch_end re-reading an index file is once per epoch, not per batch.
         _HEAD + "import json\n\nclass Data(keras.utils.PyDataset):\n"
         "    def on_epoch_end(self):\n        with open(self.index_file) as f:\n            self.order = json.load(f)\n\n"
@@ -140,7 +146,7 @@ hint shows the replacement.
                     continue
                 qualname = ctx.qualified_name(node)
                 kind = io_kind(qualname)
-                if kind is None or _only_maps_or_writes(qualname, kind, node):
+                if kind is None or _only_maps_or_writes(qualname, kind, node) or _opened_once(ctx, node, func):
                     continue
                 seen.add(id(node))
                 yield self._finding(ctx, node, func, path, qualname, kind)
@@ -161,6 +167,24 @@ def _ancestors_until(ctx, node, stop):
         if ancestor is stop:
             return
         yield ancestor
+
+
+def _opened_once(ctx, call: cst.Call, func: cst.FunctionDef) -> bool:
+    """`if self._file is None: self._file = h5py.File(...)`: opened on first use, then cached per process."""
+    parent = ctx.parent(call)
+    if not isinstance(parent, cst.Assign):
+        return False
+    attrs = {t.target.attr.value for t in parent.targets
+             if isinstance(t.target, cst.Attribute) and isinstance(t.target.value, cst.Name)
+             and t.target.value.value == "self"}
+    if not attrs:
+        return False
+    for ancestor in _ancestors_until(ctx, call, func):
+        if isinstance(ancestor, cst.If) and any(
+            isinstance(n, cst.Attribute) and n.attr.value in attrs for n in walk(ancestor.test)
+        ):
+            return True
+    return False
 
 
 def _only_maps_or_writes(qualname: str, kind: str, call: cst.Call) -> bool:

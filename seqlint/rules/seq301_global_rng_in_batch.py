@@ -152,6 +152,7 @@ calls in helpers are reported without a fix.
     def check(self, ctx) -> Iterable[Finding]:
         seen: set[int] = set()
         for func, seq, path in ctx.functions_in_phase(Phase.BATCH):
+            calls = []
             for node in walk(func.body):
                 if not isinstance(node, cst.Call) or id(node) in seen:
                     continue
@@ -161,9 +162,21 @@ calls in helpers are reported without a fix.
                 if _shadowed(ctx, func, qualname, node):
                     continue
                 seen.add(id(node))
-                yield self._finding(ctx, node, func, seq, path, qualname)
+                calls.append((node, qualname))
+            # One fix rewrites every call of the function (they share the generator it creates); it
+            # rides on the first of them, the others point to it.
+            fixable = [(c, q) for c, q in calls if _call_fixable(ctx, c, func, seq, q)]
+            fix = _generator_fix(ctx, fixable, func, seq) if fixable else None
+            first = fixable[0][0] if fix is not None else None
+            for call, qualname in calls:
+                if fix is not None and call is not first and any(call is c for c, _ in fixable):
+                    row = ctx.position(first)[0].row
+                    yield self._finding(ctx, call, func, path, qualname, None,
+                                        f"Fixed together with the call on line {row}.")
+                else:
+                    yield self._finding(ctx, call, func, path, qualname, fix if call is first else None, None)
 
-    def _finding(self, ctx, call, func, seq, path, qualname) -> Finding:
+    def _finding(self, ctx, call, func, path, qualname, fix, hint) -> Finding:
         written = ctx.code(call.func)
         if is_rng_seeding_call(qualname):
             message = (f"`{written}` reseeds the global random generator per batch: worker threads race on "
@@ -173,9 +186,7 @@ calls in helpers are reported without a fix.
                        "repeat each other's numbers and results depend on the number of workers")
         if func.name.value != "__getitem__" and path:
             message += f" (reached from `{' -> '.join(path)}`)"
-        fix = _generator_fix(ctx, call, func, seq, qualname)
-        hint = None
-        if fix is None:
+        if fix is None and hint is None:
             hint = ("Draw from a `np.random.Generator` created per batch from a constructor seed and the batch "
                     "index (`np.random.default_rng((self.seed, index))`) and pass it to helpers.")
         return ctx.report(self, call, message=message, fix=fix, hint=hint)
@@ -196,14 +207,17 @@ def _shadowed(ctx, func: cst.FunctionDef, qualname: str, call: cst.Call) -> bool
 
 # -- the fix ------------------------------------------------------------------------------------------
 
-def _generator_fix(ctx, call: cst.Call, func: cst.FunctionDef, seq, qualname: str) -> Fix | None:
-    method = generator_equivalent(qualname)
+def _call_fixable(ctx, call: cst.Call, func: cst.FunctionDef, seq, qualname: str) -> bool:
+    return (
+        generator_equivalent(qualname) is not None
+        and seq.methods.get("__getitem__") is func
+        and ctx.enclosing_function(call) is func  # not inside a nested function
+    )
+
+
+def _generator_fix(ctx, calls: list[tuple[cst.Call, str]], func: cst.FunctionDef, seq) -> Fix | None:
     init = seq.own_methods.get("__init__")
-    if method is None or init is None or seq.methods.get("__getitem__") is not func:
-        return None
-    if ctx.enclosing_function(call) is not func:
-        return None  # inside a nested function or lambda-like helper
-    if not isinstance(func.body, cst.IndentedBlock) or not isinstance(init.body, cst.IndentedBlock):
+    if init is None or not isinstance(func.body, cst.IndentedBlock) or not isinstance(init.body, cst.IndentedBlock):
         return None
     params = func.params.params
     if len(params) < 2:
@@ -229,18 +243,17 @@ def _generator_fix(ctx, call: cst.Call, func: cst.FunctionDef, seq, qualname: st
             return None
         edits.extend(seed_edits)
 
-    # The call itself.
-    replacement = f"{rng_name}.{method}"
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    if takes_shape_varargs(qualname) and len(positional) > 1:
-        start = ctx.position(call)[0]
-        end = ctx.position(call)[1]
-        args = ", ".join(ctx.code(a.value) for a in positional)
-        edits.append(Edit(f"{replacement}(({args}))", start, end))
-    else:
-        edits.append(Edit(replacement, *ctx.position(call.func)))
+    for call, qualname in calls:
+        method = generator_equivalent(qualname)
+        replacement = f"{rng_name}.{method}"
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        if takes_shape_varargs(qualname) and len(positional) > 1:
+            args = ", ".join(ctx.code(a.value) for a in positional)
+            edits.append(Edit(f"{replacement}(({args}))", *ctx.position(call)))
+        else:
+            edits.append(Edit(replacement, *ctx.position(call.func)))
     real = tuple(e for e in edits if e is not None)
-    return Fix(Applicability.UNSAFE, f"Draw from a per-batch `np.random.Generator` (`{replacement}`)", real)
+    return Fix(Applicability.UNSAFE, f"Draw from a per-batch `np.random.Generator` (`{rng_name}`)", real)
 
 
 def _seed_in_init(ctx, init: cst.FunctionDef) -> list[Edit | None]:
@@ -265,10 +278,22 @@ def _seed_in_init(ctx, init: cst.FunctionDef) -> list[Edit | None]:
     ordered.extend(init.params.kwonly_params)
     if not ordered:
         return [None]
+    # Replace the last parameter rather than insert after it: an insertion of `**kwargs` at its end
+    # (SEQ302's fix) then lands after `seed=None`, whichever fix is applied first.
     last = ordered[-1]
+    start = ctx.position(last)[0]
     end = ctx.position(last.default or last.annotation or last.name)[1]
-    edits.append(Edit(", seed=None", end, end))
+    text = _source_between(ctx, start, end)
+    edits.append(Edit(f"{text}, seed=None", start, end))
     return edits
+
+
+def _source_between(ctx, start: Location, end: Location) -> str:
+    lines = ctx.source.splitlines(keepends=True)
+    if start.row == end.row:
+        return lines[start.row - 1][start.column - 1 : end.column - 1]
+    parts = [lines[start.row - 1][start.column - 1 :], *lines[start.row : end.row - 1], lines[end.row - 1][: end.column - 1]]
+    return "".join(parts)
 
 
 def _assigns_self_seed(init: cst.FunctionDef) -> bool:

@@ -120,16 +120,17 @@ samples within an epoch changes.
                     continue  # module functions do not see `self`
                 index_attrs = _index_attributes(ctx, seq)
                 orders = _random_orders(ctx, func)
+                data_locals = _data_locals(ctx, func, index_attrs)
                 for node in walk(func.body):
                     if id(node) in seen:
                         continue
-                    attrs = _permuted_attributes(ctx, node, orders)
-                    data = [a for a in attrs if a not in index_attrs]
+                    permuted = _permuted_attributes(ctx, node, orders, data_locals)
+                    data = [a for a in permuted if a not in index_attrs]
                     if not data:
                         continue
                     seen.add(id(node))
                     when = "every epoch" if phase is Phase.EPOCH else "once, copying it"
-                    names = ", ".join(f"`self.{a}`" for a in data)
+                    names = ", ".join(f"`{a}`" if a in data_locals else f"`self.{a}`" for a in data)
                     yield ctx.report(
                         self,
                         node,
@@ -205,8 +206,8 @@ def _random_orders(ctx, func: cst.FunctionDef) -> set[str]:
     return names
 
 
-def _permuted_attributes(ctx, node: cst.CSTNode, orders: set[str]) -> list[str]:
-    """The `self.<attr>`s this statement permutes."""
+def _permuted_attributes(ctx, node: cst.CSTNode, orders: set[str], data_locals: set[str]) -> list[str]:
+    """What this statement permutes: `self.<attr>` names, or a local list/array built from the data."""
     if isinstance(node, cst.Call):
         qualname = ctx.qualified_name(node) or ""
         func = node.func
@@ -214,54 +215,78 @@ def _permuted_attributes(ctx, node: cst.CSTNode, orders: set[str]) -> list[str]:
             isinstance(func, cst.Attribute) and func.attr.value == "shuffle"
             and not qualname.startswith("sklearn") and is_generator_method("shuffle")
         )
-        if is_shuffle and node.args and (attr := _self_attr(node.args[0].value)):
+        if not is_shuffle or not node.args:
+            return []
+        shuffled = node.args[0].value
+        if (attr := _self_attr(shuffled)) is not None:
             return [attr]
+        if isinstance(shuffled, cst.Name) and shuffled.value in data_locals:
+            return [shuffled.value]  # `combined = list(zip(self.x, self.y)); np.random.shuffle(combined)`
         return []
     if not isinstance(node, cst.Assign):
         return []
-    targets = []
+    flagged = []
     for target in node.targets:
-        elements = target.target.elements if isinstance(target.target, (cst.Tuple, cst.List)) else [target.target]
-        for element in elements:
-            element = element.value if isinstance(element, cst.Element) else element
-            if (attr := _self_attr(element)) is not None:
-                targets.append(attr)
-    if not targets:
-        return []
-    values = node.value.elements if isinstance(node.value, cst.Tuple) else [node.value]
-    permuted = []
-    for value in values:
-        value = value.value if isinstance(value, cst.Element) else value
-        permuted.extend(_permuted_in(ctx, value, orders))
-    return [a for a in targets if a in permuted]
+        for bound, value in _pairs(target.target, node.value):
+            attr = _self_attr(bound)
+            if attr is not None and _permutes(ctx, value, orders):
+                flagged.append(attr)
+    return flagged
 
 
-def _permuted_in(ctx, value: cst.BaseExpression, orders: set[str]) -> list[str]:
-    """Attributes that `value` returns reordered: `self.x[perm]`, `shuffle(self.x, ...)`, `self.df.sample(frac=1)`."""
+def _pairs(target: cst.BaseExpression, value: cst.BaseExpression) -> list[tuple]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        if isinstance(value, (cst.Tuple, cst.List)) and len(value.elements) == len(target.elements):
+            return [p for t, v in zip(target.elements, value.elements) for p in _pairs(t.value, v.value)]
+        return [p for t in target.elements for p in _pairs(t.value, value)]
+    return [(target, value)]
+
+
+def _is_data(expr: cst.BaseExpression) -> bool:
+    return _self_attr(expr) is not None or isinstance(expr, cst.Name)
+
+
+def _permutes(ctx, value: cst.BaseExpression, orders: set[str]) -> bool:
+    """Whether `value` is data reordered: `x[perm]`, `shuffle(self.x, ...)`, `self.df.sample(frac=1)`."""
     if isinstance(value, cst.Subscript):
-        attr = _self_attr(value.value)
-        if attr is None or len(value.slice) != 1 or not isinstance(value.slice[0].slice, cst.Index):
-            return []
+        if not _is_data(value.value) or len(value.slice) != 1 or not isinstance(value.slice[0].slice, cst.Index):
+            return False
         index = value.slice[0].slice.value
-        if isinstance(index, cst.Name) and index.value in orders:
-            return [attr]
-        if isinstance(index, cst.Call) and _permuted_in(ctx, index, orders) == [] and (
-            is_random_call(ctx.qualified_name(index)) or (
-                isinstance(index.func, cst.Attribute) and index.func.attr.value == "permutation")
-        ):
-            return [attr]  # self.x[np.random.permutation(len(self.x))]
-        return []
+        if isinstance(index, cst.Name):
+            return index.value in orders
+        return isinstance(index, cst.Call) and (
+            is_random_call(ctx.qualified_name(index))
+            or (isinstance(index.func, cst.Attribute) and index.func.attr.value == "permutation")
+        )  # self.x[np.random.permutation(len(self.x))]
     if isinstance(value, cst.Call):
         qualname = ctx.qualified_name(value) or ""
-        if qualname in _SHUFFLE_FUNCTIONS or (
-            isinstance(value.func, cst.Attribute) and value.func.attr.value == "permutation"
-        ):
-            return [a for arg in value.args if (a := _self_attr(arg.value))]
         func = value.func
+        if qualname.endswith("permutation") or (isinstance(func, cst.Attribute) and func.attr.value == "permutation"):
+            # permutation(self.x) reorders data; permutation(n) of a plain name is usually a count.
+            return any(_self_attr(arg.value) is not None for arg in value.args if arg.keyword is None)
+        if qualname in _SHUFFLE_FUNCTIONS:
+            return any(_is_data(arg.value) for arg in value.args if arg.keyword is None)
         if isinstance(func, cst.Attribute):
-            if func.attr.value == "sample" and any(
-                a.keyword is not None and a.keyword.value == "frac" for a in value.args
-            ) and (attr := _self_attr(func.value)):
-                return [attr]
-            return _permuted_in(ctx, func.value, orders)  # self.df.sample(frac=1).reset_index(drop=True)
-    return []
+            if func.attr.value == "sample" and any(a.keyword is not None and a.keyword.value == "frac" for a in value.args):
+                return _is_data(func.value)
+            return _permutes(ctx, func.value, orders)  # self.df.sample(frac=1).reset_index(drop=True)
+    return False
+
+
+def _data_locals(ctx, func: cst.FunctionDef, index_attrs: set[str]) -> set[str]:
+    """Local names built from the data attributes (`combined = list(zip(self.x, self.y))`); a mention
+    inside `len(...)` (`np.arange(len(self.x))`) is only the size."""
+    names = set()
+    for node in walk(func.body):
+        if isinstance(node, cst.Assign) and _mentions_data(ctx, node.value, index_attrs):
+            names.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
+    return names
+
+
+def _mentions_data(ctx, expr: cst.CSTNode, index_attrs: set[str]) -> bool:
+    if isinstance(expr, cst.Call) and ctx.qualified_name(expr) == "len":
+        return False
+    attr = _self_attr(expr)
+    if attr is not None:
+        return attr not in index_attrs
+    return any(_mentions_data(ctx, child, index_attrs) for child in expr.children)

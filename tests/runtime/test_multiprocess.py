@@ -70,6 +70,16 @@ class Growing:
         return np.full((index + 1, 3000), index, dtype=np.float64), np.arange(index + 1)
 
 
+class Big:
+    """Batches large enough to be lent to the caller rather than copied (labels stay small)."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, index):
+        return np.full((64, 1024), index, np.float64), np.full(64, index, np.int32)
+
+
 class Faulty:
     def __init__(self, fault, at=3, n=8):
         self.fault, self.at, self.n = fault, at, n
@@ -222,8 +232,9 @@ def test_order_content_and_epoch_state_over_two_epochs():
         got = run_epochs(seq, 2)
         pids = seq.worker_pids
         assert len(pids) == 2
-        # The slot ring is reused: at most `prefetch` segments exist, whatever the number of batches.
-        assert 0 < len(our_segments()) <= 4
+        # The slot ring is reused: `prefetch` segments plus the one lent for the batch being returned
+        # exist, whatever the number of batches.
+        assert 0 < len(our_segments()) <= 4 + 1
     assert_same(got, reference(Numbers(), 7, 2))
     assert_clean(pids)
 
@@ -270,8 +281,31 @@ def test_slots_grow_with_larger_batches():
             for i in range(len(seq)):
                 assert_same(seq[i], Growing()[i])
             seq.on_epoch_end()
-        assert len(our_segments()) <= 2
+        assert len(our_segments()) <= 2 + 1
     assert_clean()
+
+
+def test_batches_held_by_the_caller_are_never_overwritten():
+    prefetch = 3
+    seq = mp().MultiprocessSequence(Big(), workers=2, prefetch=prefetch)
+    held = [seq[i] for i in range(len(seq))]
+    seq.on_epoch_end()
+    for _ in range(2):  # workers keep writing into the ring meanwhile
+        for i in range(len(seq)):
+            assert seq[i][0][0, 0] == i
+    for i, (x, y) in enumerate(held):
+        assert (x == i).all() and (y == i).all()
+        x[:] = -1  # the caller's to write, too
+    assert len(our_segments()) >= len(held)
+    del held, x, y
+    gc.collect()
+    for i in range(len(seq)):  # slots come back; the ones beyond the ring's size are unlinked
+        seq[i]
+    assert len(our_segments()) <= prefetch + 1
+    kept = seq[4]
+    seq.close()
+    assert_clean()
+    assert (kept[0] == 4).all()  # still readable after the segment's name is gone
 
 
 def test_declared_epoch_state_is_all_that_is_sent():
@@ -321,10 +355,11 @@ def test_worker_exception_is_raised_with_traceback_and_index():
     ("fault", "how"), [("kill", "SIGKILL"), ("abort", "SIGABRT"), ("segfault", "SIGSEGV")]
 )
 def test_dying_worker_is_reported_not_waited_for(fault, how):
-    seq = mp().MultiprocessSequence(Faulty(fault), workers=2)
+    # prefetch=2: batch 0 can only bring batches 1 and 2 into flight, not the fatal one.
+    seq = mp().MultiprocessSequence(Faulty(fault, at=6, n=10), workers=2, prefetch=2)
     seq[0]
     pids = seq.worker_pids
-    with pytest.raises(mp().WorkerError, match=f"died with signal {how}.*batch 3"):
+    with pytest.raises(mp().WorkerError, match=f"died with signal {how}.*batch 6"):
         for i in range(1, len(seq)):
             seq[i]
     assert_clean(pids)

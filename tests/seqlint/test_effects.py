@@ -163,3 +163,44 @@ def test_importing_effects_imports_no_numeric_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("name", "layers"),
+    [
+        ("albumentations.HorizontalFlip", ["RandomFlip"]),
+        ("tensorflow.image.random_flip_left_right", ["RandomFlip"]),
+        ("tensorflow.image.random_brightness", ["RandomBrightness"]),
+        ("torchvision.transforms.RandomResizedCrop", ["RandomZoom", "RandomCrop"]),
+        ("albumentations.ShiftScaleRotate", ["RandomRotation", "RandomZoom", "RandomTranslation"]),
+        ("skimage.util.random_noise", ["GaussianNoise"]),
+        ("rotation_range", ["RandomRotation"]),  # ImageDataGenerator keywords map too
+        ("np.mean", []),
+    ],
+)
+def test_augmentation_layers(name: str, layers: list[str]) -> None:
+    assert effects.augmentation_layers(name) == layers
+
+
+def test_augmentation_layers_exist_in_keras_3() -> None:
+    # The names are data; check them against the Keras installed for the runtime (read from its source
+    # tree rather than imported: importing keras would cost seconds for a table check).
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("keras")
+    if spec is None or spec.origin is None:
+        pytest.skip("keras is not installed")
+    api = Path(spec.origin).parent / "layers" / "__init__.py"
+    exported = api.read_text(encoding="utf-8") if api.exists() else ""
+    layers = {layer for values in effects._tables().augmentation_layers.values() for layer in values}
+    missing = sorted(layer for layer in layers if f" {layer} " not in exported and f" {layer}\n" not in exported)
+    assert missing == []
+
+
+def test_read_only_calls() -> None:
+    for name in ["len", "numpy.mean", "cv2.resize", "tensorflow.convert_to_tensor", "cv2.imread", "np.stack"]:
+        assert effects.is_read_only_call(name), name
+    # Drawing into an image, shuffling, and unknown user code may write.
+    for name in ["cv2.rectangle", "numpy.random.shuffle", "augment", "self.normalise", None]:
+        assert not effects.is_read_only_call(name), name
