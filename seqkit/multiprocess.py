@@ -17,6 +17,8 @@ How to use it
   * a dataset: any object with `__getitem__(index)` and `__len__` (a Keras PyDataset/Sequence, or a
     plain class). It is pickled to the workers, so its class must live in an importable module; a
     module that imports only numpy keeps worker start-up fast (a worker never imports Keras itself).
+    As with any "spawn"/"forkserver" process, each worker imports the main script once: keep the
+    training code under `if __name__ == "__main__":`.
   * `(fn, length)`: a module-level function `index -> batch` and the number of batches;
   * a callable object with `__len__`.
 A batch is a numpy array or a tuple/list/dict nest of them (None leaves are kept).
@@ -28,15 +30,17 @@ a function if it takes two positional arguments (`fn(index, rng)`); any code can
 depend on the number of workers, the start method, or which worker ran which batch.
 
 Epoch hooks: `on_epoch_end`/`on_epoch_begin` of the wrapped dataset run in the parent, where its state
-lives. Afterwards the attributes they changed are pickled to every worker before any batch of the new
-epoch is computed. "Changed" is found by comparing a hash of each attribute with the previous one
-(read-only arrays by identity); a dataset holding large writable arrays can list the attributes its
-hooks touch in `seqkit_epoch_state = ("indices",)` to skip hashing the rest. A dataset with its own
-`__getstate__` is re-pickled whole instead.
+lives. Afterwards the entries of its state (`__getstate__()`, by default its `__dict__`) that they
+changed are pickled to every worker before any batch of the new epoch is computed, and applied there
+through `__setstate__` (by default `__dict__.update`). "Changed" is found by comparing a hash of each
+entry with the previous one (read-only arrays by identity). Hashing a large writable array costs about
+a second per GB per epoch: a dataset can list the entries its hooks touch in
+`seqkit_epoch_state = ("order", "epoch")`, and only those are compared and sent.
 
 Order and prefetching: batches are returned for exactly the index asked. When the indices come in
 sequence (0, 1, 2, ... as `model.fit(..., shuffle=False)` asks), up to `prefetch` batches are computed
-ahead; any other access works but waits for its batch. `model.fit` shuffles batch order by default,
+ahead, past the end of the epoch into the next one when the dataset has no epoch hooks; any other
+access works but waits for its batch. `model.fit` shuffles batch order by default,
 which defeats prefetching: shuffle samples in the dataset and pass `shuffle=False`.
 
 Faults: an exception in a worker is raised when its batch is requested, as `WorkerError` carrying the
@@ -101,7 +105,7 @@ class _Task:
     slot: int
     worker: int
     wanted: bool = True
-    result: tuple | None = None  # ("done", treedef, specs) or ("error", WorkerError)
+    result: tuple | None = None  # ("done", treedef, specs) or ("error", WorkerError, original or None)
 
 
 @dataclass
@@ -252,7 +256,7 @@ def _fingerprint(name: str, value):
         raise TypeError(
             f"attribute {name!r} of the wrapped dataset cannot be pickled to the workers: {exc}"
         ) from exc
-    digest = hashlib.blake2b(data, digest_size=16)
+    digest = hashlib.sha1(data, usedforsecurity=False)  # change detection only; the fastest here
     for buffer in buffers:
         try:
             digest.update(buffer.raw())
@@ -261,11 +265,14 @@ def _fingerprint(name: str, value):
     return digest.digest()
 
 
-def _custom_getstate(target) -> bool:
-    own = getattr(type(target), "__getstate__", None)
-    return not hasattr(target, "__dict__") or (
-        own is not None and own is not getattr(object, "__getstate__", None)
-    )
+def _state_dict(target) -> dict | None:
+    """The object's pickled state as a dict of attributes (honouring its __getstate__), or None when
+    it is something else (slots, a tuple), in which case the whole object is sent instead."""
+    getstate = getattr(target, "__getstate__", None)
+    state = getstate() if getstate is not None else getattr(target, "__dict__", None)
+    if state is None and hasattr(target, "__dict__"):
+        state = {}  # object.__getstate__ gives None for an empty __dict__
+    return state if isinstance(state, dict) else None
 
 
 class MultiprocessSequence(PyDataset):
@@ -314,6 +321,7 @@ class MultiprocessSequence(PyDataset):
         self._last_index: int | None = None
         self._random_accesses = 0
         self._warned_random = False
+        self._has_hooks = self._hooks_need_sync()
 
     # ---- the PyDataset interface -------------------------------------------------------------------
 
@@ -363,13 +371,13 @@ class MultiprocessSequence(PyDataset):
         with self._lock:
             if _has_own_hook(self._target, "on_epoch_begin"):
                 self._target.on_epoch_begin()
-                self._forget_prefetched()
+                self._forget_prefetched(keep_current_epoch=False)
                 self._sync_state()
 
     def on_epoch_end(self):
         with self._lock:
             self._epoch += 1
-            self._forget_prefetched()
+            self._forget_prefetched(keep_current_epoch=not self._has_hooks)
             if _has_own_hook(self._target, "on_epoch_end"):
                 self._target.on_epoch_end()
                 self._sync_state()
@@ -426,14 +434,14 @@ class MultiprocessSequence(PyDataset):
                 pool.processes.append(process)
                 pool.conns.append(parent_end)
                 pool.outstanding.append([])
-            # After every start: a large dataset is read by one worker while the others start up.
+            # Sent once all have started, so that reading a large dataset does not delay the next start.
             for conn in pool.conns:
                 conn.send(("init", payload, self._call_mode, self._seed))
         except BaseException:
             pool.shutdown(graceful=False)
             raise
         # The workers got the whole dataset: that is the state later epoch hooks are compared with.
-        self._fingerprints = self._state_fingerprints() if self._hooks_need_sync() else None
+        self._fingerprints = self._state_fingerprints() if self._has_hooks else None
         return pool
 
     def _stop_pool(self, graceful: bool) -> None:
@@ -463,7 +471,7 @@ class MultiprocessSequence(PyDataset):
         key = (self._epoch, index)
         if key not in pool.wanted:
             if not sequential:
-                self._drop_wanted(pool, keep=lambda i: i == index)
+                self._drop_wanted(pool, keep=lambda task: False)
             self._submit(pool, index, block=True)
         if sequential:
             self._top_up(pool, index)
@@ -483,20 +491,30 @@ class MultiprocessSequence(PyDataset):
         return treedef, leaves
 
     def _top_up(self, pool: _Pool, index: int) -> None:
-        """Keep the next `prefetch` batches of a sequential read in flight, as far as slots allow."""
-        stop = min(len(self), index + 1 + self._prefetch)
-        for ahead in range(index + 1, stop):
-            if (self._epoch, ahead) in pool.wanted:
+        """Keep the next `prefetch` batches of a sequential read in flight, as far as slots allow.
+
+        Near the end of an epoch the next epoch's first batches are started too, unless the dataset
+        has epoch hooks (they may change what those batches are).
+        """
+        length = len(self)
+        for ahead in range(index + 1, index + 1 + self._prefetch):
+            epoch = self._epoch
+            if ahead >= length:
+                if self._has_hooks:
+                    return
+                epoch, ahead = epoch + 1, ahead - length
+                if ahead >= length:
+                    return
+            if (epoch, ahead) in pool.wanted:
                 continue
-            if not self._submit(pool, ahead, block=False):
+            if not self._submit(pool, ahead, block=False, epoch=epoch):
                 return
 
-    def _submit(self, pool: _Pool, index: int, block: bool) -> bool:
+    def _submit(self, pool: _Pool, index: int, block: bool, epoch: int | None = None) -> bool:
         while True:
             retired = pool.ring.take_back()
             if retired:
-                for conn in pool.conns:
-                    conn.send(("forget", retired))
+                self._broadcast(pool, ("forget", retired))
             slot = pool.ring.acquire()
             if slot is None and len(pool.tasks) < self._prefetch:
                 slot = pool.ring.add()  # the other slots are on loan to the caller
@@ -505,16 +523,16 @@ class MultiprocessSequence(PyDataset):
             if not block:
                 return False
             # Make room: give up the prefetched batch furthest from what is being read.
-            victims = [task for task in pool.wanted.values() if task.index != index]
+            victims = [task for task in pool.wanted.values() if (task.epoch, task.index) != (self._epoch, index)]
             if victims:
-                self._unwant(pool, max(victims, key=lambda task: task.index))
+                self._unwant(pool, max(victims, key=lambda task: (task.epoch, task.index)))
             else:
                 self._pump(pool)
         worker = min(range(len(pool.processes)), key=lambda w: len(pool.outstanding[w]))
-        task = _Task(pool.next_id, self._epoch, index, slot, worker)
+        task = _Task(pool.next_id, self._epoch if epoch is None else epoch, index, slot, worker)
         pool.next_id += 1
         name, size = pool.ring.describe(slot)
-        pool.conns[worker].send(("task", task.task_id, task.epoch, index, slot, name, size))
+        self._send(pool, worker, ("task", task.task_id, task.epoch, index, slot, name, size))
         pool.tasks[task.task_id] = task
         pool.wanted[(task.epoch, index)] = task
         pool.outstanding[worker].append(task.task_id)
@@ -530,14 +548,17 @@ class MultiprocessSequence(PyDataset):
 
     def _drop_wanted(self, pool: _Pool, keep) -> None:
         for task in list(pool.wanted.values()):
-            if not keep(task.index):
+            if not keep(task):
                 self._unwant(pool, task)
 
-    def _forget_prefetched(self) -> None:
+    def _forget_prefetched(self, keep_current_epoch: bool) -> None:
+        """Drop prefetched batches that are no longer valid: all of them after an epoch hook changed
+        the dataset, else those of epochs before the current one."""
         self._last_index = None
         self._random_accesses = 0
         if self._pool is not None and not self._pool.closed:
-            self._drop_wanted(self._pool, keep=lambda index: False)
+            epoch = self._epoch
+            self._drop_wanted(self._pool, keep=lambda task: keep_current_epoch and task.epoch == epoch)
 
     def _note_random_access(self) -> None:
         self._random_accesses += 1
@@ -551,7 +572,17 @@ class MultiprocessSequence(PyDataset):
                 stacklevel=4,
             )
 
-    # ---- messages from the workers -----------------------------------------------------------------
+    # ---- messages to and from the workers -----------------------------------------------------------------
+
+    def _send(self, pool: _Pool, worker: int, message) -> None:
+        try:
+            pool.conns[worker].send(message)
+        except (BrokenPipeError, ConnectionResetError):
+            self._worker_died(pool, worker)
+
+    def _broadcast(self, pool: _Pool, message) -> None:
+        for worker in range(len(pool.conns)):
+            self._send(pool, worker, message)
 
     def _pump(self, pool: _Pool) -> None:
         """Wait for worker messages (or a death) and file them under their tasks."""
@@ -619,13 +650,11 @@ class MultiprocessSequence(PyDataset):
                 how = f"signal {-code}"
         else:
             how = f"exit code {code}"
-        doing = "while idle"
-        if pool.outstanding[worker]:
-            task = pool.tasks.get(pool.outstanding[worker][0])
-            if task is not None:
-                doing = f"while computing batch {task.index} (epoch {task.epoch})"
+        # A worker serves its tasks in order, so the oldest outstanding one is what it was doing.
+        task = pool.tasks.get(pool.outstanding[worker][0]) if pool.outstanding[worker] else None
+        doing = "while idle" if task is None else f"while computing batch {task.index} (epoch {task.epoch})"
         hint = " (SIGKILL usually means the out-of-memory killer)" if code == -signal.SIGKILL else ""
-        index = task.index if pool.outstanding[worker] and task is not None else None
+        index = None if task is None else task.index
         pid = process.pid
         self._stop_pool(graceful=False)
         raise WorkerError(
@@ -685,39 +714,33 @@ class MultiprocessSequence(PyDataset):
     def _hooks_need_sync(self) -> bool:
         return _has_own_hook(self._target, "on_epoch_end") or _has_own_hook(self._target, "on_epoch_begin")
 
-    def _state_names(self) -> list[str]:
-        declared = getattr(self._target, "seqkit_epoch_state", None)
-        if declared is not None:
-            return list(declared)
-        return list(vars(self._target))
-
-    def _state_fingerprints(self) -> dict:
-        if _custom_getstate(self._target):
-            return {}
-        state = vars(self._target)
-        return {name: _fingerprint(name, state[name]) for name in self._state_names() if name in state}
+    def _state_fingerprints(self) -> dict | None:
+        state = _state_dict(self._target)
+        if state is None:
+            return None
+        names = getattr(self._target, "seqkit_epoch_state", None)
+        names = list(state) if names is None else [name for name in names if name in state]
+        return {name: _fingerprint(name, state[name]) for name in names}
 
     def _sync_state(self) -> None:
         """Send the workers what the parent's epoch hook changed (see the module doc)."""
         pool = self._pool
         if pool is None or pool.closed:
-            self._fingerprints = None  # the next pool gets the whole dataset anyway
-            return
-        if _custom_getstate(self._target):
-            message = ("init", pickle.dumps(self._target, protocol=pickle.HIGHEST_PROTOCOL),
-                       self._call_mode, self._seed)
+            return  # the next pool gets the whole dataset anyway
+        before = self._fingerprints
+        after = self._state_fingerprints()
+        self._fingerprints = after
+        if before is None or after is None:
+            payload = pickle.dumps(self._target, protocol=pickle.HIGHEST_PROTOCOL)
+            message = ("init", payload, self._call_mode, self._seed)
         else:
-            before = self._fingerprints or {}
-            after = self._state_fingerprints()
-            state = vars(self._target)
-            changed = {name: state[name] for name, print_ in after.items() if before.get(name) != print_}
+            state = _state_dict(self._target)
+            changed = {name: state[name] for name, digest in after.items() if before.get(name) != digest}
             deleted = [name for name in before if name not in after]
-            self._fingerprints = after
             if not changed and not deleted:
                 return
             message = ("state", pickle.dumps(changed, protocol=pickle.HIGHEST_PROTOCOL), deleted)
-        for conn in pool.conns:
-            conn.send(message)
+        self._broadcast(pool, message)
 
 
 def _describe(treedef: TreeDef, signature: list) -> str:

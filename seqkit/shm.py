@@ -25,6 +25,9 @@ import numpy as np
 _ALIGN = 64  # cache-line alignment for every leaf: copies run at full speed and dtypes stay aligned
 _PAGE = 4096
 _SHM_DIR = "/dev/shm"
+# Segments kept beyond the ring's size for batches the consumer still holds (Keras keeps the current
+# batch and the one before): without them a slot would be unlinked and re-created every epoch.
+_SPARE_SLOTS = 2
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,15 @@ def remove_leftovers(prefix: str) -> None:
         try:
             # Attaching and unlinking through SharedMemory also tells the resource tracker it is gone.
             segment = shared_memory.SharedMemory(name=name)
-        except (FileNotFoundError, ValueError, OSError):
+        except FileNotFoundError:
+            continue
+        except (ValueError, OSError):
+            # Empty: the worker was stopped between creating and sizing it, before the resource
+            # tracker heard of it; only the name is left to remove.
+            try:
+                os.unlink(os.path.join(_SHM_DIR, name))
+            except OSError:
+                pass
             continue
         try:
             segment.unlink()
@@ -170,12 +181,14 @@ class SlotRing:
         finalizer.atexit = False
 
     def take_back(self) -> list[str]:
-        """File returned slots as free; unlink those beyond the ring's size. Returns unlinked names."""
+        """File returned slots as free; unlink those beyond what a reader normally needs (the ring, the
+        batch being consumed and the one its consumer still holds). Returns the unlinked names."""
         retired = []
         while self.returned:
             slot = self.returned.popleft()
             segment = self.segments[slot]
-            if len(self.free) < self.target or segment is None:
+            live = sum(segment is not None for segment in self.segments)
+            if len(self.free) < self.target or segment is None or live <= self.target + _SPARE_SLOTS:
                 self.free.append(slot)
                 continue
             segment.unlink()

@@ -5,8 +5,9 @@ worker loads before it unpickles the wrapped dataset: numpy and the standard lib
 or TensorFlow. A dataset whose own module imports Keras still works; it just starts slower.
 
 Messages from the parent, in order on one pipe per worker:
-    ("init", pickled_target, call_mode, seed)    once, first
-    ("state", pickled {name: value}, [deleted])  attributes changed by on_epoch_end/on_epoch_begin
+    ("init", pickled_target, call_mode, seed)    first; again if an epoch hook changed a dataset
+                                                 whose state is not a dict
+    ("state", pickled {name: value}, [deleted])  state entries an epoch hook changed
     ("task", task_id, epoch, index, slot, slot_name, slot_size)
     ("forget", [segment names])                  segments the parent unlinked: unmap them
     ("stop",)
@@ -113,10 +114,20 @@ def write_batch(slots: WorkerSlots, leaves: list, slot: int, name, size: int, ta
 
 
 def _apply_state(target, payload: bytes, deleted: list[str]) -> None:
+    """Merge the entries the parent's epoch hook changed into this copy of the dataset."""
     changed = pickle.loads(payload)
-    target.__dict__.update(changed)
+    setstate = getattr(type(target), "__setstate__", None)
+    if setstate is None or setstate is getattr(object, "__setstate__", None):
+        target.__dict__.update(changed)
+        for name in deleted:
+            target.__dict__.pop(name, None)
+        return
+    # A custom __setstate__ expects a whole state in the form its __getstate__ gives.
+    state = dict(target.__getstate__())
+    state.update(changed)
     for name in deleted:
-        target.__dict__.pop(name, None)
+        state.pop(name, None)
+    target.__setstate__(state)
 
 
 def main(conn, prefix: str) -> None:

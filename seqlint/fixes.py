@@ -67,10 +67,10 @@ def ensure_import(ctx, module_name: str) -> Edit | None:
     if last_import is not None:
         _, end = ctx.position(last_import)
         return insert(line_start(end.row + 1), f"import {module_name}\n")
-    row = 1
-    for stmt in body:  # after a module docstring, else at the top
-        if _is_docstring_or_future(stmt):
-            row = ctx.position(stmt)[1].row + 1
+    row = len(ctx.source.splitlines()) + 1
+    for stmt in body:  # after a module docstring, else before the first statement (shebang and
+        # header comments stay first)
+        row = ctx.position(stmt)[1].row + 1 if _is_docstring_or_future(stmt) else ctx.position(stmt)[0].row
         break
     return insert(line_start(row), f"import {module_name}\n")
 

@@ -284,6 +284,11 @@ def _line_starts(text: str) -> list[int]:
     return [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
 
 
+def _newline_of(text: str) -> str:
+    match = _LINE_BREAK.search(text)
+    return match.group() if match else "\n"
+
+
 def _offset(starts: list[int], text: str, row: int, column: int) -> int:
     if row > len(starts):  # one past the last line: the end of the file
         return len(text)
@@ -311,6 +316,13 @@ def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, int]:
     `import seqkit` at the top) are applied once.
     """
     starts = _line_starts(text)
+    newline = _newline_of(text)
+
+    def content_of(edit: Edit) -> str:
+        # Fixes are written with "\n"; a CRLF file must stay CRLF throughout.
+        if newline == "\n" or "\n" not in edit.content:
+            return edit.content
+        return edit.content.replace("\r\n", "\n").replace("\n", newline)
 
     def span(edit: Edit) -> tuple[int, int]:
         return (_offset(starts, text, edit.location.row, edit.location.column),
@@ -320,7 +332,7 @@ def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, int]:
     accepted: dict[tuple[int, int, str], None] = {}
     applied = 0
     for fix in ordered:
-        edits = [(span(e), e.content) for e in fix.edits]
+        edits = [(span(e), content_of(e)) for e in fix.edits]
         if not edits:
             continue
         new = [(s, c) for s, c in edits if (s[0], s[1], c) not in accepted]
@@ -381,12 +393,14 @@ def write_atomically(path: Path, text: str, encoding: str) -> None:
     A read-only file is refused even though replacing it through its directory would work: the
     user marked it as not to be changed.
     """
-    if not os.access(path, os.W_OK):
-        raise PermissionError(errno.EACCES, "file is read-only; not fixed")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    # Mode bits as well as access(): root may write anything, but a file with no write bit is still
+    # one its owner asked to keep.
+    if not os.access(path, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(errno.EACCES, "file is read-only")
     data = (("\ufeff" + text) if encoding == "utf-8-sig" else text).encode(
         "utf-8" if encoding == "utf-8-sig" else encoding
     )
-    mode = stat.S_IMODE(os.stat(path).st_mode)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".seqlint-tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -432,7 +446,8 @@ def run(paths: Sequence[str], settings: Settings, *, fix: FixMode | None = None)
 
     from seqlint.engine import ProjectIndex
 
-    project = ProjectIndex.build({job.filename: job.source for job in jobs})
+    # Every readable file informs the index: a base class may live in a file whose own rules are ignored.
+    project = ProjectIndex.build({name: src.text for name, src in sources.items()})
     jobs = [job for job in jobs if project.may_matter(job.source)]
     result.files_parsed = len(jobs)
 
@@ -487,8 +502,19 @@ def _execute(jobs: list[_Job], project, fix: FixMode | None) -> Iterable[_Outcom
     # Big files first so that one slow file does not finish last on an otherwise idle pool.
     jobs = sorted(jobs, key=lambda job: len(job.source), reverse=True)
     chunk = max(1, min(16, len(jobs) // (workers * 8)))
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(project, fix)) as pool:
-        return list(pool.map(process_job, jobs, chunksize=chunk))
+    from concurrent.futures.process import BrokenProcessPool
+
+    outcomes: list[_Outcome] = []
+    try:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(project, fix)) as pool:
+            for outcome in pool.map(process_job, jobs, chunksize=chunk):
+                outcomes.append(outcome)
+    except BrokenProcessPool:
+        # A worker died (killed, out of memory, a crash in an extension): name the files left unchecked.
+        for job in jobs[len(outcomes):]:
+            outcomes.append(_Outcome(job.filename, error=FileError(
+                job.filename, "not checked: a seqlint worker process died")))
+    return outcomes
 
 
 def unified_diff(before: str, after: str, filename: str) -> str:

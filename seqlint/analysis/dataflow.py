@@ -83,6 +83,13 @@ class BatchDataflow:
                 for param in list(func.params.params)[1:]:
                     self.env[id(func)][param.name.value] = frozenset((MEMORY,))
         self.returns: dict[int, frozenset[str]] = {}
+        # Functions defined inside a per-batch function share its names (closures, local helpers).
+        self.nested: dict[int, dict[str, cst.FunctionDef]] = {}
+        for func, _seq, _path in self.placements:
+            local = {n.name.value: n for n in walk(func.body) if isinstance(n, cst.FunctionDef)}
+            self.nested[id(func)] = local
+            for inner in local.values():
+                self.env.setdefault(id(inner), self.env[id(func)])
         for _ in range(4):
             if not self._pass():
                 break
@@ -110,6 +117,7 @@ class BatchDataflow:
                     elif isinstance(node, cst.Call):
                         local |= self._to_callee(func, seq, node)
                         local |= self._into_container(func, node, env)
+                        local |= self._into_lambdas(func, node, env)
                 changed |= local
                 if not local:
                     break
@@ -120,6 +128,21 @@ class BatchDataflow:
             if ret != self.returns.get(id(func), NONE):
                 self.returns[id(func)] = ret
                 changed = True
+        return changed
+
+    def _into_lambdas(self, func, call: cst.Call, env) -> bool:
+        """`map(lambda im: resize(im), rows)`: the lambda's parameters receive the other arguments."""
+        lambdas = [a.value for a in call.args if isinstance(a.value, cst.Lambda)]
+        if not lambdas:
+            return False
+        taint = NONE
+        for arg in call.args:
+            if not isinstance(arg.value, cst.Lambda):
+                taint |= self.taint(func, arg.value)
+        changed = False
+        for lam in lambdas:
+            for param in lam.params.params:
+                changed |= _bind(param.name, taint, env)
         return changed
 
     def _into_container(self, func, call: cst.Call, env) -> bool:
@@ -137,11 +160,13 @@ class BatchDataflow:
             return _bind(target.value, taint, env)
         return False
 
-    def callee(self, seq, call: cst.Call) -> cst.FunctionDef | None:
+    def callee(self, seq, call: cst.Call, caller: cst.FunctionDef | None = None) -> cst.FunctionDef | None:
         func = call.func
         if (attr := is_self_attr(func)) is not None:
             return seq.methods.get(attr)
         if isinstance(func, cst.Name):
+            if caller is not None and func.value in self.nested.get(id(caller), {}):
+                return self.nested[id(caller)][func.value]
             return self.ctx.module_functions.get(func.value)
         return None
 
@@ -149,7 +174,7 @@ class BatchDataflow:
         """Parameters of a helper take the taint of the arguments its call sites pass."""
         changed = False
         targets: list[tuple[cst.FunctionDef, list[cst.Arg]]] = []
-        callee = self.callee(seq, call)
+        callee = self.callee(seq, call, func)
         if callee is not None:
             targets.append((callee, list(call.args)))
         else:
@@ -182,36 +207,36 @@ class BatchDataflow:
     def taint(self, func: cst.FunctionDef, expr: cst.CSTNode) -> frozenset[str]:
         env = self.env.get(id(func), {})
         seq = self.seq_of.get(id(func))
-        return self._taint(expr, env, seq)
+        return self._taint(expr, env, seq, func)
 
-    def _taint(self, expr, env, seq) -> frozenset[str]:
+    def _taint(self, expr, env, seq, func=None) -> frozenset[str]:
         if isinstance(expr, cst.Name):
             return env.get(expr.value, NONE)
         if isinstance(expr, cst.Subscript):
             attr = self_root_attr(expr.value)
             if attr is not None:
                 return frozenset((MEMORY,)) if is_data_attr(attr) else NONE
-            return self._taint(expr.value, env, seq)
+            return self._taint(expr.value, env, seq, func)
         if isinstance(expr, cst.Attribute):
             if expr.attr.value in _SIZE_ATTRS or is_self_attr(expr) is not None:
                 return NONE
-            return self._taint(expr.value, env, seq)
+            return self._taint(expr.value, env, seq, func)
         if isinstance(expr, cst.Call):
-            return self._call_taint(expr, env, seq)
+            return self._call_taint(expr, env, seq, func)
         if isinstance(expr, (cst.Lambda, cst.FunctionDef)):
             return NONE
         taint = NONE
         for child in children(expr):
-            taint |= self._taint(child, env, seq)
+            taint |= self._taint(child, env, seq, func)
         return taint
 
-    def _call_taint(self, call: cst.Call, env, seq) -> frozenset[str]:
+    def _call_taint(self, call: cst.Call, env, seq, func=None) -> frozenset[str]:
         qual = self.ctx.qualified_name(call.func)
         if qual in _SIZE_FUNCS:
             return NONE
         taint = NONE
         for arg in call.args:
-            taint |= self._taint(arg.value, env, seq)
+            taint |= self._taint(arg.value, env, seq, func)
             if qual in _COPYING and (attr := is_self_attr(arg.value)) is not None and is_data_attr(attr):
                 taint |= {MEMORY}
         if qual is not None:
@@ -224,10 +249,10 @@ class BatchDataflow:
             if call.func.attr.value == "copy" and (attr := is_self_attr(receiver)) is not None and is_data_attr(attr):
                 taint |= {MEMORY}
             receiver_text = self.ctx.code(receiver).lower()
-            taint |= self._taint(receiver, env, seq)
+            taint |= self._taint(receiver, env, seq, func)
             if any(word in receiver_text for word in _RANDOM_RECEIVER_WORDS):
                 taint |= {RANDOM}
-        if seq is not None and (callee := self.callee(seq, call)) is not None:
+        if seq is not None and (callee := self.callee(seq, call, func)) is not None:
             taint |= self.returns.get(id(callee), NONE)
         return taint
 

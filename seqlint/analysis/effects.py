@@ -33,6 +33,11 @@ __all__ = [
     "augmentation_layers",
     "is_augmentation_method",
     "is_read_only_call",
+    "io_method_kind",
+    "writes_first_argument",
+    "is_in_place_method",
+    "is_view_method",
+    "returns_view",
 ]
 
 
@@ -78,10 +83,15 @@ class _Tables:
     io_names: dict[str, str]
     io_prefixes: dict[str, str]
     io_exclude: frozenset[str]
+    io_methods: dict[str, str]
     pure_numpy: _NameSet
     array_methods: frozenset[str]
     augmentation_layers: dict[str, tuple[str, ...]]
     read_only: _NameSet
+    writing_functions: frozenset[str]
+    in_place_methods: frozenset[str]
+    view_methods: frozenset[str]
+    view_functions: frozenset[str]
     augmentation_methods: frozenset[str]
 
 
@@ -104,11 +114,16 @@ def _tables() -> _Tables:
         io_names=dict(io.get("names", {})),
         io_prefixes=dict(io.get("prefixes", {})),
         io_exclude=frozenset(io.get("exclude", {}).get("names", [])),
+        io_methods=dict(io.get("methods", {})),
         pure_numpy=_NameSet.from_table(data["pure_numpy"], names_prefix="numpy."),
         array_methods=frozenset(data["pure_numpy"].get("array_methods", [])),
         augmentation_layers={k: tuple(v) for k, v in data["augmentation"]["layers"].items()},
         augmentation_methods=frozenset(data["augmentation"]["methods"]["names"]),
         read_only=_NameSet.from_table(data["read_only"]),
+        writing_functions=frozenset(data["writes"]["functions"]),
+        in_place_methods=frozenset(data["writes"]["in_place_methods"]),
+        view_methods=frozenset(data["views"]["methods"]),
+        view_functions=frozenset(f"numpy.{name}" for name in data["views"]["functions"]),
     )
 
 
@@ -124,7 +139,8 @@ def normalize(qualname: str | None) -> str | None:
 
 
 def is_random_call(qualname: str | None) -> bool:
-    """True when the call's result comes from RNG state it does not receive as an argument."""
+    """True when the call draws random numbers or applies a random transform (a stateless one with a
+    seed included): its result must not be computed once and reused."""
     name = normalize(qualname)
     return name is not None and name in _tables().random
 
@@ -176,6 +192,11 @@ def io_kind(qualname: str | None) -> str | None:
     return None
 
 
+def io_method_kind(method_name: str) -> str | None:
+    """What a method that reads a file whatever its receiver (`path.read_bytes()`) reads, or None."""
+    return _tables().io_methods.get(method_name)
+
+
 def is_io_call(qualname: str | None) -> bool:
     """True when the call reads a file (or decodes a file's bytes) every time it runs."""
     return io_kind(qualname) is not None
@@ -214,3 +235,24 @@ def is_read_only_call(qualname: str | None) -> bool:
     if name is None:
         return False
     return name in _tables().read_only or is_pure_numpy(name) or is_io_call(name)
+
+
+def writes_first_argument(qualname: str | None) -> bool:
+    """`np.copyto(dst, ...)`, `np.random.shuffle(x)`: the call changes the array passed first."""
+    name = normalize(qualname)
+    return name is not None and (name in _tables().writing_functions or name.endswith(".at"))  # np.add.at
+
+
+def is_in_place_method(method_name: str) -> bool:
+    """`x.sort()`, `x.fill(0)`: the method changes the array it is called on."""
+    return method_name in _tables().in_place_methods
+
+
+def is_view_method(method_name: str) -> bool:
+    """`x.reshape(...)`, `x.T`: the result shares the array's memory."""
+    return method_name in _tables().view_methods
+
+
+def returns_view(qualname: str | None) -> bool:
+    """`np.asarray(x)`, `np.flip(x)`: the result shares its first argument's memory."""
+    return normalize(qualname) in _tables().view_functions

@@ -31,25 +31,48 @@ ROOTS: dict[Phase, tuple[str, ...]] = {
 }
 
 
+# Fields holding only formatting (whitespace, commas, parentheses, blank lines): no rule looks
+# inside them, and skipping them halves the nodes every walk visits.
+_FORMATTING_FIELDS = frozenset({
+    "lpar", "rpar", "comma", "semicolon", "leading_lines", "lines_after_decorators",
+    "trailing_whitespace", "header", "footer", "empty_lines", "equal", "colon", "dot",
+    "whitespace_before", "whitespace_after",
+})
+
+
 @lru_cache(maxsize=None)
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+    return tuple(
+        f.name for f in dataclasses.fields(cls)
+        if f.name not in _FORMATTING_FIELDS and not f.name.startswith("whitespace")
+    )
+
+
+_NODE_CLASSES: dict[type, bool] = {}
+
+
+def _is_node(value) -> bool:
+    cls = type(value)
+    known = _NODE_CLASSES.get(cls)
+    if known is None:
+        known = _NODE_CLASSES[cls] = issubclass(cls, cst.CSTNode)
+    return known
 
 
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """The child nodes, read straight from the dataclass fields.
+    """The child nodes that carry code, read straight from the dataclass fields.
 
     libcst's `CSTNode.children` runs a visitor over the node to collect them, which made walking
-    trees the bulk of a check; reading the fields gives the same nodes several times faster.
-    Whitespace nodes are included, like `children` does.
+    trees the bulk of a check. Reading the fields, and leaving out pure formatting (whitespace,
+    commas, parentheses), is several times faster.
     """
     out: list[cst.CSTNode] = []
     for name in _field_names(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        if type(value) is tuple or type(value) is list:
+            out.extend(v for v in value if _is_node(v))
+        elif _is_node(value):
             out.append(value)
-        elif isinstance(value, (tuple, list)):
-            out.extend(v for v in value if isinstance(v, cst.CSTNode))
     return out
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 from dataclasses import dataclass, field
 
 from seqlint.analysis.tables import keras_tables
@@ -68,14 +67,28 @@ def absolute_import(qualname: str, filename: str) -> str:
     return ".".join([*package, rest] if rest else package)
 
 
+def _statements(body):
+    """Every statement, recursing into compound statements but never into expressions."""
+    for stmt in body:
+        yield stmt
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            inner = getattr(stmt, name, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], (ast.stmt, ast.excepthandler, ast.match_case)):
+                for item in inner:
+                    if isinstance(item, ast.stmt):
+                        yield from _statements([item])
+                    else:
+                        yield from _statements(item.body)
+
+
 def summarise(source: str, filename: str) -> FileSummary | None:
     try:
         tree = ast.parse(source, filename)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     imports: dict[str, str] = {}
     classes: dict[str, ClassSummary] = {}
-    for node in ast.walk(tree):
+    for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.asname:
@@ -90,32 +103,39 @@ def summarise(source: str, filename: str) -> FileSummary | None:
                     continue
                 sep = "" if base.endswith(".") or not base else "."
                 imports[alias.asname or alias.name] = f"{base}{sep}{alias.name}"
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            classes[node.name] = _summarise_class(node, imports, filename)
+        elif isinstance(node, ast.ClassDef):
+            classes.setdefault(node.name, _summarise_class(node, filename))
+    # Bases are qualified with the imports of the whole file (an import after the class still counts).
+    for cls_summary in classes.values():
+        cls_summary.bases = tuple(_qualify(b, imports) for b in cls_summary.bases)
     return FileSummary(filename, imports, classes)
 
 
-def _summarise_class(node: ast.ClassDef, imports: dict[str, str], filename: str) -> ClassSummary:
-    bases = []
-    for base in node.bases:
-        dotted = _ast_dotted(base)
-        if dotted:
-            head, _, rest = dotted.partition(".")
-            if head in imports:
-                dotted = imports[head] + (f".{rest}" if rest else "")
-            bases.append(dotted)
-    methods = {}
-    for item in node.body:
-        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            self_refs, func_refs = set(), set()
-            for sub in ast.walk(item):
-                if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
-                    self_refs.add(sub.attr)
-                elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
-                    func_refs.add(sub.id)
-            methods[item.name] = MethodSummary(tuple(sorted(self_refs)), tuple(sorted(func_refs)))
-    return ClassSummary(node.name, filename, tuple(bases), methods)
+def _qualify(dotted: str, imports: dict[str, str]) -> str:
+    head, _, rest = dotted.partition(".")
+    if head in imports:
+        return imports[head] + (f".{rest}" if rest else "")
+    return dotted
+
+
+def _summarise_class(node: ast.ClassDef, filename: str) -> ClassSummary:
+    bases = tuple(d for d in (_ast_dotted(b) for b in node.bases) if d)
+    methods = {
+        item.name: _method_refs(item)
+        for item in node.body
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    return ClassSummary(node.name, filename, bases, methods)
+
+
+def _method_refs(func) -> MethodSummary:
+    self_refs, func_refs = set(), set()
+    for sub in ast.walk(func):
+        if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+            self_refs.add(sub.attr)
+        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+            func_refs.add(sub.id)
+    return MethodSummary(tuple(sorted(self_refs)), tuple(sorted(func_refs)))
 
 
 def _ast_dotted(expr: ast.expr) -> str | None:
@@ -135,7 +155,8 @@ class ProjectIndex:
     by_module: dict[str, list[str]] = field(default_factory=dict)  # dotted key -> abspaths
     by_class_name: dict[str, list[ClassSummary]] = field(default_factory=dict)
     sequence_names: frozenset[str] = frozenset()  # classes of the tree that are Keras Sequences
-    _word_re: re.Pattern | None = None
+    _words: tuple[str, ...] | None = None
+    _memo: dict[tuple[str, str], tuple[str, bool] | None] = field(default_factory=dict)
 
     @classmethod
     def build(cls, sources: dict[str, str]) -> ProjectIndex:
@@ -143,8 +164,7 @@ class ProjectIndex:
         pending = {os.path.abspath(name): text for name, text in sources.items()}
         words = set(_KERAS_WORDS)
         while True:
-            pattern = _words_pattern(words)
-            batch = {name: text for name, text in pending.items() if pattern.search(text)}
+            batch = {name: text for name, text in pending.items() if any(w in text for w in words)}
             if not batch:
                 break
             for name in batch:
@@ -163,6 +183,7 @@ class ProjectIndex:
         return index
 
     def _add(self, summary: FileSummary) -> None:
+        self._memo.clear()  # a new file can turn an unresolved base into a known one
         self.files[summary.filename] = summary
         for key in module_keys(summary.filename):
             self.by_module.setdefault(key, []).append(summary.filename)
@@ -176,14 +197,11 @@ class ProjectIndex:
     def may_matter(self, source: str) -> bool:
         """False when the text can neither hold a Keras Sequence subclass nor anything a module-wide rule
         looks at: the runner then skips parsing the file."""
-        if self._word_re is None:
+        if self._words is None:
             from seqlint.rules import module_wide_tokens
 
-            words = set(_KERAS_WORDS) | set(self.sequence_names)
-            pattern = "|".join(re.escape(w) for w in sorted(words))
-            tokens = "|".join(re.escape(t) for t in sorted(module_wide_tokens()))
-            self._word_re = re.compile(rf"\b(?:{pattern})\b" + (f"|{tokens}" if tokens else ""))
-        return self._word_re.search(source) is not None
+            self._words = tuple(sorted(set(_KERAS_WORDS) | set(self.sequence_names) | set(module_wide_tokens())))
+        return any(word in source for word in self._words)
 
     def resolve(self, qualname: str, from_file: str, _depth: int = 0) -> ClassSummary | None:
         """The class of the tree that `qualname` (as imported in `from_file`) names, if any."""
@@ -211,8 +229,17 @@ class ProjectIndex:
 
     def keras_base(self, cls_summary: ClassSummary, _depth: int = 0) -> tuple[str, bool] | None:
         """(Keras base qualified name, keras3) reached by the class through its bases, or None."""
+        key = (cls_summary.filename, cls_summary.name)
+        if key in self._memo:
+            return self._memo[key]
         if _depth > 8:
             return None
+        self._memo[key] = None  # a cycle of bases resolves to "not a Sequence"
+        found = self._keras_base(cls_summary, _depth)
+        self._memo[key] = found
+        return found
+
+    def _keras_base(self, cls_summary: ClassSummary, _depth: int) -> tuple[str, bool] | None:
         tables = keras_tables()
         for base in cls_summary.bases:
             kind = tables.base_kind(base)
@@ -243,7 +270,3 @@ class ProjectIndex:
                     methods.setdefault(key, value)
         methods.update(cls_summary.methods)
         return methods
-
-
-def _words_pattern(words: set[str]) -> re.Pattern:
-    return re.compile(r"\b(?:" + "|".join(re.escape(w) for w in sorted(words)) + r")\b")

@@ -39,13 +39,16 @@ class SequenceClass:
 
 
 def top_level_classes(module: cst.Module) -> dict[str, cst.ClassDef]:
-    """Classes at module level, including ones under a top-level `if`/`try` (version switches)."""
+    """Classes at module level, under a top-level `if`/`try` (version switches), or defined inside a
+    function (class factories building one generator per fold)."""
     found: dict[str, cst.ClassDef] = {}
 
     def scan(body) -> None:
         for stmt in body:
             if isinstance(stmt, cst.ClassDef):
-                found[stmt.name.value] = stmt
+                found.setdefault(stmt.name.value, stmt)
+            elif isinstance(stmt, cst.FunctionDef) and isinstance(stmt.body, cst.IndentedBlock):
+                scan(stmt.body.body)
             elif isinstance(stmt, (cst.If, cst.Try)):
                 scan(stmt.body.body)
                 orelse = getattr(stmt, "orelse", None)
@@ -79,7 +82,7 @@ class _Resolver:
                 continue
             dotted = dotted_name(arg.value)
             if dotted:
-                out.append((dotted, qualify(dotted, self.imports) if "." in dotted or dotted in self.imports else dotted))
+                out.append((dotted, qualify(dotted, self.imports)))
         return out
 
     def local_parent(self, written: str, name: str) -> cst.ClassDef | None:
@@ -87,7 +90,7 @@ class _Resolver:
             return self.classes[written]
         return None
 
-    def project_parent(self, written: str, qual: str):
+    def project_parent(self, qual: str):
         if self.project is None or self.tables.base_kind(qual) is not None:
             return None
         return self.project.resolve(qual, self.filename)
@@ -105,7 +108,7 @@ class _Resolver:
                 result = (qual, kind)
             elif (parent := self.local_parent(written, name)) is not None:
                 result = self.keras_base(parent.name.value, seen | {name})
-            elif (summary := self.project_parent(written, qual)) is not None:
+            elif (summary := self.project_parent(qual)) is not None:
                 result = self.project.keras_base(summary)
             elif (
                 written in self.tables.unresolved_names
@@ -133,7 +136,7 @@ class _Resolver:
                 for key, value in sub_ext.items():
                     if key not in local and key not in external:
                         external[key] = value
-            elif (summary := self.project_parent(written, qual)) is not None:
+            elif (summary := self.project_parent(qual)) is not None:
                 for key, value in self.project.inherited_methods(summary).items():
                     if key not in local and key not in external:
                         external[key] = value

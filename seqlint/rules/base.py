@@ -22,16 +22,21 @@ class Invalid:
 
     `expected` items are rows, or (row, column) pairs when the column matters (both 1-based).
     `fixed` is the source after applying every fix of this rule (safe and unsafe), when it has one.
+    `runs` is Python code executed after `source` and after `fixed`, in the same namespace, that sets
+    `result` (e.g. every batch of an instance built on generated data): both must give equal results,
+    which is the proof that a fix claimed safe keeps the batches.
     """
 
     source: str
     expected: tuple = ()
     fixed: str | None = None
+    runs: str | None = None
 
-    def __init__(self, source: str, expected: Iterable = (), fixed: str | None = None):
+    def __init__(self, source: str, expected: Iterable = (), fixed: str | None = None, runs: str | None = None):
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "expected", tuple(expected))
         object.__setattr__(self, "fixed", fixed)
+        object.__setattr__(self, "runs", runs)
 
 
 class Rule:

@@ -8,6 +8,8 @@ from seqlint.analysis.dataflow import FILE, MEMORY, RANDOM, is_self_attr
 from seqlint.analysis.hotpath import walk
 from seqlint.analysis import effects
 from seqlint.analysis.tables import elementwise_arithmetic, preprocessing_table
+from seqlint.findings import Applicability, Edit
+from seqlint.fixes import ensure_import, indentation_of, insert, line_start, make_fix, replace
 from seqlint.rules.base import Invalid, Rule
 
 _THRESHOLD_OPS = (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)
@@ -21,7 +23,7 @@ class PerBatchPreprocessing(Rule):
     code = "SEQ101"
     name = "per-batch-preprocessing"
     summary = "deterministic preprocessing of the dataset is redone on every batch"
-    fix_availability = "none"
+    fix_availability = "sometimes"
     docs = """
 ## What it does
 Flags deterministic preprocessing in per-batch code (`__getitem__` and the methods and module
@@ -70,9 +72,19 @@ ds = seqkit.PreprocessedSequence(
 or compute `self.x = seqkit.preprocess_once(fn, x)` in `__init__` and only slice in `__getitem__`.
 
 ## Fix safety
-No automatic fix yet. Hoisting is only equivalent when the preprocessing is row-wise and
-deterministic; the planned fix (`seqkit.preprocess_once` in `__init__`, or rebasing the class on
-`seqkit.PreprocessedSequence`) will be safe only when both are proven, unsafe otherwise.
+The fix hoists the preprocessing into `__init__`: for `x = self.data[s]` (or `self.data[s]` itself)
+feeding one preprocessing expression `E(x)` in `__getitem__` or a method it calls, it appends
+`self.data = seqkit.preprocess_once(lambda rows: E(rows), self.data)` to `__init__` (adding
+`import seqkit`) and leaves `x` in place of `E(x)`. It is offered only when `E` uses nothing but the
+data, literals, module-level names and attributes never reassigned per batch or epoch, when `x` is
+assigned once and used once, and when `self.data` is read nowhere else per batch.
+
+It is **safe** when `E` is element-wise arithmetic (operators, NumPy ufuncs) with such constants and
+`self.data` is assigned from a NumPy call in `__init__`: each row's result is then the same whether
+computed in a batch or all at once, so the batches are identical. Otherwise (other preprocessing
+calls, or data that may be a list or DataFrame) it is **unsafe**; `preprocess_once` still checks at
+run time, on a probe, that the function is row-wise. Preprocessing of data read from files has no
+fix (it is `seqkit pack`'s job; see SEQ201).
 """
 
     valid = [
@@ -205,6 +217,95 @@ class Gen(Base):
 """,
             expected=[4, 5],
         ),
+        # The fix: hoisted into __init__ with seqkit.preprocess_once (safe for x: element-wise arithmetic
+        # on an array from np.asarray; unsafe for y, whose type is unknown).
+        Invalid(
+            """import numpy as np
+import keras
+
+
+class Gen(keras.utils.PyDataset):
+    def __init__(self, x, y, bs, **kwargs):
+        super().__init__(**kwargs)
+        self.x = np.asarray(x)
+        self.y, self.bs = y, bs
+        self.mean, self.std = self.x.mean(), self.x.std()
+
+    def __getitem__(self, idx):
+        x = self.x[idx * self.bs:(idx + 1) * self.bs]
+        x = (x / 255.0 - self.mean) / np.sqrt(self.std)
+        return x, self.y[idx * self.bs:(idx + 1) * self.bs] / 2
+""",
+            expected=[(14, 13), (15, 19)],
+            fixed="""import numpy as np
+import keras
+import seqkit
+
+
+class Gen(keras.utils.PyDataset):
+    def __init__(self, x, y, bs, **kwargs):
+        super().__init__(**kwargs)
+        self.x = np.asarray(x)
+        self.y, self.bs = y, bs
+        self.mean, self.std = self.x.mean(), self.x.std()
+        self.x = seqkit.preprocess_once(lambda rows: (rows / 255.0 - self.mean) / np.sqrt(self.std), self.x)
+        self.y = seqkit.preprocess_once(lambda rows: rows / 2, self.y)
+
+    def __getitem__(self, idx):
+        x = self.x[idx * self.bs:(idx + 1) * self.bs]
+        return x, self.y[idx * self.bs:(idx + 1) * self.bs]
+""",
+            runs="""
+import numpy as np
+data = np.arange(3 * 10 * 4, dtype=np.uint8).reshape(10, 3, 4)
+gen = Gen(data, np.arange(10.0), 4)
+result = [gen[i] for i in range(3)]
+""",
+        ),
+        # In place on a copy of the batch: the hoisted result keeps the array's dtype.
+        Invalid(
+            """import numpy as np
+from tensorflow.keras.utils import Sequence
+
+
+class Doubler(Sequence):
+    def __init__(self, x, batch_size=32):
+        self.x = np.load(x) if isinstance(x, str) else np.array(x)
+        self.batch_size = batch_size
+
+    def __getitem__(self, idx):
+        batch = np.copy(self.x[idx * self.batch_size:(idx + 1) * self.batch_size])
+        batch[:] = batch * 2.5  # scale
+        return batch
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+""",
+            expected=[12],
+            fixed="""import numpy as np
+from tensorflow.keras.utils import Sequence
+import seqkit
+
+
+class Doubler(Sequence):
+    def __init__(self, x, batch_size=32):
+        self.x = np.load(x) if isinstance(x, str) else np.array(x)
+        self.batch_size = batch_size
+        self.x = seqkit.preprocess_once(lambda rows: (rows * 2.5).astype(rows.dtype), self.x)
+
+    def __getitem__(self, idx):
+        batch = np.copy(self.x[idx * self.batch_size:(idx + 1) * self.batch_size])
+        return batch
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+""",
+            runs="""
+import numpy as np
+gen = Doubler(np.arange(30, dtype=np.int64).reshape(10, 3), 4)
+result = [gen[i] for i in range(len(gen))]
+""",
+        ),
         # Data read from files: SEQ201 reports line 8, SEQ101 the steps on lines 9, 10 and 14.
         Invalid(
             """import cv2
@@ -223,6 +324,30 @@ class Gen(PyDataset):
         return np.stack(images).astype("float32") / 255.0, self.y[idx * 8:(idx + 1) * 8]
 """,
             expected=[9, 10, 14],
+        ),
+        # A lambda mapped over the batch and a function defined inside __getitem__; class built by a factory.
+        Invalid(
+            """import cv2
+import numpy as np
+from tensorflow.keras.utils import Sequence
+
+def make(images, bs):
+    class Fold(Sequence):
+        def __getitem__(self, idx):
+            sl = slice(idx * bs, (idx + 1) * bs)
+            faces = list(map(lambda im: cv2.resize(im, (96, 96)), self.images[sl]))
+
+            def to_unit(a):
+                return a / 255.0
+
+            return to_unit(np.stack(faces)), self.ages[sl]
+
+        def __len__(self):
+            return (len(self.images) + bs - 1) // bs
+
+    return Fold()
+""",
+            expected=[9, 12],
         ),
     ]
 
@@ -252,6 +377,7 @@ class Gen(PyDataset):
                     self,
                     node,
                     f"{message} on every batch (in {where}); do it once",
+                    fix=None if from_file else hoist_fix(ctx, seq, func, node, volatile),
                     hint=_FILE_HINT if from_file else _MEMORY_HINT,
                 )
 
@@ -279,7 +405,7 @@ class Gen(PyDataset):
         return None
 
     def _call(self, ctx, flow, func, call, table):
-        if flow.callee(flow.seq_of[id(func)], call) is not None:
+        if flow.callee(flow.seq_of[id(func)], call, func) is not None:
             return None  # a helper of this module: its own body is checked, where the work is
         qual = ctx.qualified_name(call.func)
         arg_taint = frozenset().union(*(flow.taint(func, a.value) for a in call.args)) if call.args else frozenset()
@@ -351,7 +477,8 @@ def _constant(ctx, expr, volatile: set[str], const_locals: set[str]) -> bool:
         return _constant(ctx, expr.value, volatile, const_locals)
     if isinstance(expr, cst.Call):
         qual = ctx.qualified_name(expr.func)
-        return qual in _CONSTANT_CALLS and all(
+        known = qual in _CONSTANT_CALLS or qual in elementwise_arithmetic() or effects.is_pure_numpy(qual)
+        return known and all(
             _constant(ctx, a.value, volatile, const_locals) or isinstance(a.value, (cst.List, cst.Tuple, cst.SimpleString))
             for a in expr.args
         )
@@ -408,4 +535,236 @@ def _under_random_branch(ctx, flow, func, node) -> bool:
             return False
         if isinstance(ancestor, (cst.If, cst.While, cst.IfExp)) and RANDOM in flow.taint(func, ancestor.test):
             return True
+    return False
+
+
+def hoist_fix(ctx, seq, func, expr, volatile: set[str]):
+    """The fix moving `expr` (preprocessing of `self.<attr>[...]`) into `__init__`, or None."""
+    init = seq.own_methods.get("__init__")
+    if init is None or not isinstance(init.body, cst.IndentedBlock) or any(
+        isinstance(n, (cst.Return, cst.Yield)) for n in walk(init.body)
+    ):
+        return None
+    found = _hoistable_data(ctx, func, expr)
+    if found is None:
+        return None
+    data, attr, _assign = found
+    if attr in volatile or not _only_use_of(ctx, seq, attr):
+        return None
+    names = {n.value for n in walk(expr) if isinstance(n, cst.Name)}
+    param = "rows"
+    while param in names:
+        param += "_"
+    rewritten = expr.visit(_Swap(data, param))
+    if not _uses_only_constants(ctx, rewritten, param, volatile, attr):
+        return None
+    body = cst.Module([]).code_for_node(rewritten)
+    statement_small = ctx.parent(expr)
+    in_place = isinstance(statement_small, cst.Assign) and statement_small.value is expr and _in_place_target(
+        statement_small.targets[0].target, getattr(data, "value", "")
+    )
+    if in_place:  # `x[:] = E(x)` keeps x's dtype: so must the hoisted result
+        body = f"({body}).astype({param}.dtype)"
+    line = f"self.{attr} = seqkit.preprocess_once(lambda {param}: {body}, self.{attr})"
+    last = init.body.body[-1]
+    indent = indentation_of(ctx, last)
+    _, end = ctx.position(last)
+    edits = [insert(line_start(end.row + 1), f"{indent}{line}\n"), ensure_import(ctx, "seqkit")]
+    statement = ctx.parent(ctx.parent(expr)) if isinstance(ctx.parent(expr), (cst.Assign,)) else None
+    if (
+        statement is not None
+        and isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(data, cst.Name)
+        and _assigns_name(statement.body[0], data.value)
+    ):
+        start, stop = ctx.position(statement)
+        edits.append(Edit("", line_start(start.row), line_start(stop.row + 1)))  # `x = E(x)` goes away
+    else:
+        edits.append(replace(ctx, expr, ctx.code(data)))
+    safe = _elementwise_only(ctx, rewritten) and _numpy_assigned(ctx, init, attr)
+    return make_fix(
+        Applicability.SAFE if safe else Applicability.UNSAFE,
+        f"Preprocess `self.{attr}` once in `__init__` with `seqkit.preprocess_once`",
+        edits,
+    )
+
+
+class _Swap(cst.CSTTransformer):
+    """Replace the data node (`x` or `self.data[s]`) by the lambda's parameter."""
+
+    def __init__(self, target: cst.CSTNode, name: str):
+        self.target, self.name = target, name
+
+    def on_leave(self, original, updated):
+        if original is self.target:
+            return cst.Name(self.name)
+        if isinstance(self.target, cst.Name) and isinstance(original, cst.Name) and original.value == self.target.value:
+            return cst.Name(self.name)
+        return updated
+
+
+def _assigns_name(small, name: str) -> bool:
+    """`x = ...`, or `x[:] = ...` / `x[...] = ...` (rewriting all of x in place)."""
+    if not (isinstance(small, cst.Assign) and len(small.targets) == 1):
+        return False
+    target = small.targets[0].target
+    if isinstance(target, cst.Name):
+        return target.value == name
+    return _in_place_target(target, name)
+
+
+def _in_place_target(target, name: str) -> bool:
+    if not (isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and target.value.value == name):
+        return False
+    if len(target.slice) != 1:
+        return False
+    index = target.slice[0].slice
+    if isinstance(index, cst.Slice):
+        return index.lower is None and index.upper is None and index.step is None
+    return isinstance(index, cst.Index) and isinstance(index.value, cst.Ellipsis)
+
+
+def _batch_of(ctx, value):
+    """`self.data[s]`, or a copy of it (`np.copy(...)`, `np.array(...)`, `.copy()`): the subscript."""
+    if isinstance(value, cst.Subscript) and is_self_attr(value.value) is not None:
+        return value
+    if isinstance(value, cst.Call):
+        if isinstance(value.func, cst.Attribute) and value.func.attr.value == "copy" and not value.args:
+            return _batch_of(ctx, value.func.value) if isinstance(value.func.value, cst.Subscript) else None
+        if ctx.qualified_name(value.func) in ("numpy.copy", "numpy.array") and len(value.args) == 1:
+            inner = value.args[0].value
+            return inner if isinstance(inner, cst.Subscript) and is_self_attr(inner.value) is not None else None
+    return None
+
+
+def _hoistable_data(ctx, func, expr):
+    """(data node inside expr, dataset attribute, its local assignment or None)."""
+    subscripts = [
+        n for n in walk(expr)
+        if isinstance(n, cst.Subscript) and is_self_attr(n.value) is not None
+    ]
+    if len(subscripts) == 1 and not any(
+        n.value != "self" and not _is_module_name(ctx, n.value)
+        for n in _variables(expr) if not _inside(n, subscripts[0])
+    ):
+        return subscripts[0], is_self_attr(subscripts[0].value), None
+    if subscripts:
+        return None
+    local_names = {
+        n.value for n in _variables(expr) if n.value != "self" and not _is_module_name(ctx, n.value)
+    }
+    if len(local_names) != 1:
+        return None
+    (name,) = local_names
+    e_assign = ctx.parent(expr)
+    e_assign = e_assign if _assigns_name(e_assign, name) and e_assign.value is expr else None
+    assigns = [
+        n for n in walk(func.body)
+        if isinstance(n, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr))
+        and n is not e_assign
+        and any(isinstance(t, cst.Name) and t.value == name for t in _targets(n))
+    ]
+    params = {p.name.value for p in list(func.params.params) + list(func.params.kwonly_params)}
+    if len(assigns) != 1 or name in params or not isinstance(assigns[0], cst.Assign):
+        return None
+    assign = assigns[0]
+    value = _batch_of(ctx, assign.value)
+    if value is None:
+        return None
+    if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
+        return None
+    uses_in_expr = [n for n in _variables(expr) if n.value == name]
+    if len(uses_in_expr) != 1:
+        return None
+    # Any other read must come after `x = E(x)` (it then sees preprocessed rows either way); with E
+    # inline there may be none.
+    skip = {id(n) for n in walk(assign.targets[0].target)} | {id(uses_in_expr[0])}
+    if e_assign is not None:
+        skip |= {id(n) for n in walk(e_assign.targets[0].target)}
+    after = ctx.position(e_assign)[1] if e_assign is not None else None
+    for node in _variables(func.body):
+        if node.value == name and id(node) not in skip:
+            if after is None or ctx.position(node)[0] < after:
+                return None
+    return uses_in_expr[0], is_self_attr(value.value), assign
+
+
+def _variables(tree) -> list[cst.Name]:
+    """Name nodes that are variables: not the `attr` of `a.attr`, nor keyword argument names."""
+    skip = set()
+    for node in walk(tree):
+        if isinstance(node, cst.Attribute):
+            skip.add(id(node.attr))
+        elif isinstance(node, cst.Arg) and node.keyword is not None:
+            skip.add(id(node.keyword))
+    return [n for n in walk(tree) if isinstance(n, cst.Name) and id(n) not in skip]
+
+
+def _targets(node):
+    if isinstance(node, cst.Assign):
+        return [t.target for t in node.targets]
+    if isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr)):
+        return list(walk(node.target))
+    return []
+
+
+def _inside(node, container) -> bool:
+    return any(n is node for n in walk(container))
+
+
+def _is_module_name(ctx, name: str) -> bool:
+    if name in ctx.imports or name in ("float", "int", "abs", "min", "max", "round"):
+        return True
+    for stmt in ctx.module.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign) and any(
+                    isinstance(n, cst.Name) and n.value == name for t in small.targets for n in walk(t.target)
+                ):
+                    return True
+    return False
+
+
+def _only_use_of(ctx, seq, attr: str) -> bool:
+    """`self.<attr>` appears once in per-batch code: in the data subscript being hoisted."""
+    count = 0
+    for func in ctx.batch_functions(seq):
+        for node in walk(func.body):
+            if is_self_attr(node) == attr:
+                count += 1
+    return count == 1
+
+
+def _uses_only_constants(ctx, rewritten, param: str, volatile: set[str], attr: str) -> bool:
+    for node in _variables(rewritten):
+        if node.value not in (param, "self") and not _is_module_name(ctx, node.value):
+            return False
+    for node in walk(rewritten):
+        if (name := is_self_attr(node)) is not None and (name in volatile or name == attr):
+            return False
+        if isinstance(node, (cst.Lambda, cst.Yield, cst.Await, cst.NamedExpr)):
+            return False
+        if isinstance(node, cst.Call):
+            qual = ctx.qualified_name(node.func)
+            if qual is not None and (effects.is_random_call(qual) or effects.is_io_call(qual)):
+                return False
+    return True
+
+
+def _elementwise_only(ctx, rewritten) -> bool:
+    for node in walk(rewritten):
+        if isinstance(node, cst.Call):
+            if ctx.qualified_name(node.func) not in elementwise_arithmetic():
+                return False
+        elif isinstance(node, (cst.Subscript, cst.Comparison, cst.BooleanOperation, cst.IfExp)):
+            return False
+    return True
+
+
+def _numpy_assigned(ctx, init, attr: str) -> bool:
+    for node in walk(init.body):
+        if isinstance(node, cst.Assign) and len(node.targets) == 1 and is_self_attr(node.targets[0].target) == attr:
+            qual = ctx.qualified_name(node.value) if isinstance(node.value, cst.Call) else None
+            return bool(qual and qual.startswith("numpy."))
     return False

@@ -9,7 +9,7 @@ from seqlint.analysis.dataflow import FILE, MEMORY
 from seqlint.analysis.hotpath import Phase, walk
 from seqlint.analysis.tables import elementwise_numpy
 from seqlint.findings import Applicability, Edit
-from seqlint.fixes import make_fix, replace
+from seqlint.fixes import make_fix
 from seqlint.rules.base import Invalid, Rule
 
 _ARITH = (
@@ -38,8 +38,10 @@ class PythonLoopOverArray(Rule):
 Flags, in per-batch code (`__getitem__` and what it calls), a `for`/`while` loop or a list
 comprehension that walks the rows or elements of an array (`for i in range(len(batch))`,
 `for row in batch`, `[r * 2 for r in batch]`) and only does arithmetic on them: operators,
-comparisons, NumPy ufuncs and numeric builtins. Loops that read files per sample are SEQ201's; loops
-calling other functions (a resize, an augmentation) are not flagged here.
+comparisons, NumPy ufuncs and numeric builtins. The loop must walk data (rows of the dataset or of
+what was read), not settings or shapes; nested loops are reported once, at the outermost. Loops that
+read files per sample are SEQ201's; loops calling other functions (a resize, an augmentation) are not
+flagged here.
 
 ## Why is this bad?
 Each Python iteration costs around a microsecond of interpreter overhead before any arithmetic is
@@ -154,6 +156,12 @@ class Gen(keras.utils.PyDataset):
         batch[:] = batch * 2  # double every row
         return batch
 """,
+            runs="""
+import numpy as np
+gen = Gen.__new__(Gen)
+gen.x = np.arange(140, dtype=np.int16).reshape(70, 2)
+result = [gen[i] for i in range(3)]
+""",
         ),
         # Augmented assignment, shape-based range, provenance unknown (unsafe fix), ufunc call.
         Invalid(
@@ -176,6 +184,13 @@ class Gen(KSeq):
         x = self.x[idx]
         x[:] = x - (np.sqrt(x) + self.offset)
         return x
+""",
+            runs="""
+import numpy as np
+gen = Gen.__new__(Gen)
+gen.x = np.arange(24, dtype=np.float64).reshape(4, 3, 2)
+gen.offset = 0.5
+result = [gen[i] for i in range(4)] + [gen.x]
 """,
         ),
         # In a helper called from __getitem__: a row loop with append, a while loop, a comprehension.

@@ -138,6 +138,13 @@ class Gen(keras.utils.PyDataset):
         batch = np.concatenate(batch_parts, axis=0)
         return batch
 """,
+            runs="""
+import numpy as np
+gen = Gen.__new__(Gen)
+gen.x = np.arange(15, dtype=np.int32).reshape(5, 3)
+gen.index = [[0, 2, 4], [1, 3], []]
+result = [gen[i] for i in range(3)]
+""",
         ),
         # In a helper called from __getitem__, with vstack; the while loop reads `out` -> no fix.
         Invalid(
@@ -182,6 +189,13 @@ class Gen(tf.keras.utils.Sequence):
     def __len__(self):
         return len(self.ids)
 """,
+            runs="""
+import numpy as np
+gen = Gen.__new__(Gen)
+gen.x = np.arange(80, dtype=np.float32).reshape(10, 8)
+gen.ids = [[0, 1, 2], [3, 4], [5, 6]]
+result = [gen[i] for i in range(3)]
+""",
         ),
         # In __init__ through a module function, np.append without axis (flattens), aliased numpy.
         Invalid(
@@ -219,6 +233,10 @@ class Gen(PyDataset):
     def __init__(self, files, **kwargs):
         super().__init__(**kwargs)
         self.y = gather(files)
+""",
+            runs="""
+from types import SimpleNamespace as F
+result = [Gen([F(label=1), F(label=[2, 3]), F(label=4.5)]).y, gather([])]
 """,
         ),
         # np.stack grows a dimension every call: reported, no fix.

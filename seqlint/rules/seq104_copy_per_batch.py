@@ -100,6 +100,19 @@ class Gen(Sequence):
         m = self.mean.copy()
         return self.x[idx] - m
 """,
+        # A settings dict copied and read by constant keys is not the dataset.
+        """
+import copy
+import tensorflow as tf
+
+class Gen(tf.keras.utils.Sequence):
+    def __init__(self, grid, config):
+        self.grid, self.config = grid, config
+
+    def __getitem__(self, idx):
+        cfg = copy.copy(self.config)
+        return self.grid[idx][:cfg["patch"]]
+""",
         # Not a Keras Sequence.
         """
 import numpy as np
@@ -145,6 +158,11 @@ class Gen(keras.utils.PyDataset):
         x = np.copy(self.x[s])
         y = self.y[s].copy()
         return x, y
+""",
+            runs="""
+import numpy as np
+gen = Gen(np.arange(20).reshape(10, 2), np.arange(10) % 3, 4)
+result = [gen[i] for i in range(3)]
 """,
         ),
         # In a helper called from __getitem__; deepcopy through an alias; copied then indexed later.
@@ -199,6 +217,9 @@ class Gen(Base):
     def __getitem__(self, i):
         return numpy.array(self.x[i:i + 1])
 """,
+            runs="""
+result = [Gen([[1, 2], [3, 4], [5, 6]])[i] for i in range(3)]
+""",
         ),
     ]
 
@@ -214,7 +235,7 @@ class Gen(Base):
                 if attr is None or attr not in init_attrs:
                     continue
                 parent = ctx.parent(node)
-                copy_indexed = isinstance(parent, cst.Subscript) and parent.value is node
+                copy_indexed = isinstance(parent, cst.Subscript) and parent.value is node and _variable_index(parent)
                 if attr not in indexed and not copy_indexed and not _local_indexed(ctx, func, node):
                     continue
                 yield ctx.report(
@@ -252,7 +273,7 @@ def _indexed_attributes(ctx, seq) -> set[str]:
     found = set()
     for func in ctx.batch_functions(seq):
         for node in walk(func.body):
-            if isinstance(node, cst.Subscript) and (attr := _self_attr(node.value)):
+            if isinstance(node, cst.Subscript) and (attr := _self_attr(node.value)) and _variable_index(node):
                 found.add(attr)
     return found
 
@@ -264,8 +285,15 @@ def _local_indexed(ctx, func, call) -> bool:
         return False
     name = parent.targets[0].target.value
     return any(
-        isinstance(n, cst.Subscript) and isinstance(n.value, cst.Name) and n.value.value == name for n in walk(func.body)
+        isinstance(n, cst.Subscript) and isinstance(n.value, cst.Name) and n.value.value == name and _variable_index(n)
+        for n in walk(func.body)
     )
+
+
+def _variable_index(subscript: cst.Subscript) -> bool:
+    """Indexed by something computed (`x[lo:hi]`, `x[i]`), not a constant key (`config["size"]`):
+    that is how a dataset is used, unlike a settings dict."""
+    return any(isinstance(n, cst.Name) for el in subscript.slice for n in walk(el))
 
 
 def _init_attributes(seq) -> set[str]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
-from seqlint.analysis.effects import io_kind
+from seqlint.analysis.effects import io_kind, io_method_kind
 from seqlint.analysis.hotpath import Phase, walk
 from seqlint.findings import Finding
 from seqlint.rules.base import Invalid, Rule
@@ -53,15 +53,16 @@ def __getitem__(self, idx):
 ```
 
 ## Use instead
-Decode everything once into one `.npy` array and memory-map it:
+Decode everything once into `.npy` arrays and memory-map them. An image folder with one subfolder
+per class:
 ```sh
-seqkit pack images/ packed/ --size 224 224
+seqkit pack images/ packed/ --size 224 224     # writes packed/x.npy, packed/y.npy
 ```
 ```python
-train = seqkit.MemmapSequence("packed/x.npy", y, batch_size=32, shuffle=True, seed=0)
+train = seqkit.MemmapSequence("packed/x.npy", "packed/y.npy", batch_size=32, shuffle=True, seed=0)
 ```
-For other sources (audio, HDF5, CSV rows) use `seqkit.pack(source, "packed/x.npy", transform=...)`
-from Python, then the same `MemmapSequence`.
+Other sources (audio, HDF5, CSV rows, per-sample `.npy` files):
+`seqkit.pack((load(p) for p in files), "x.npy")` from Python, then the same `MemmapSequence`.
 
 ## Fix safety
 No automatic fix: the packed data lives in new files and the generator changes shape. The finding's
@@ -146,12 +147,15 @@ hint shows the replacement.
                     continue
                 qualname = ctx.qualified_name(node)
                 kind = io_kind(qualname)
+                if kind is None and isinstance(node.func, cst.Attribute):
+                    kind = io_method_kind(node.func.attr.value)  # `path.read_bytes()`
+                    qualname = qualname or node.func.attr.value
                 if kind is None or _only_maps_or_writes(qualname, kind, node) or _opened_once(ctx, node, func):
                     continue
                 seen.add(id(node))
-                yield self._finding(ctx, node, func, path, qualname, kind)
+                yield self._finding(ctx, node, func, path, kind)
 
-    def _finding(self, ctx, call, func, path, qualname, kind) -> Finding:
+    def _finding(self, ctx, call, func, path, kind) -> Finding:
         written = ctx.code(call.func)
         in_loop = any(isinstance(a, _LOOPS) for a in _ancestors_until(ctx, call, func))
         how_often = "for every sample of every batch" if in_loop else "for every batch"
@@ -203,11 +207,12 @@ def _only_maps_or_writes(qualname: str, kind: str, call: cst.Call) -> bool:
 
 def _hint(kind: str) -> str:
     if kind in ("image", "medical"):
-        pack = ("decode the images once with `seqkit pack IMAGES_DIR OUT_DIR --size H W` "
-                "(or `seqkit.pack(files, path, transform=load)` for other formats)")
+        pack = ("decode the images once: `seqkit pack IMAGES_DIR OUT_DIR --size H W` (a folder of class "
+                "subfolders; writes OUT_DIR/x.npy and y.npy), or `seqkit.pack((load(p) for p in files), "
+                "\"x.npy\")` for other layouts")
     elif kind == "npy":
-        pack = ("memory-map the array once in `__init__` (`np.load(path, mmap_mode=\"r\")`), or pack the "
-                "per-sample files into one array with `seqkit.pack(files, path)`")
+        pack = ("pack the per-sample files into one array once with `seqkit.pack(files, \"x.npy\")` (or "
+                "memory-map a whole-dataset file in `__init__` with `np.load(path, mmap_mode=\"r\")`)")
     else:
-        pack = "read and decode every sample once with `seqkit.pack(source, path, transform=load)`"
-    return f"{pack[0].upper()}{pack[1:]}, then read the packed array with `seqkit.MemmapSequence`."
+        pack = "read and decode every sample once with `seqkit.pack((load(p) for p in files), \"x.npy\")`"
+    return f"{pack[0].upper()}{pack[1:]}, then read the packed arrays with `seqkit.MemmapSequence`."

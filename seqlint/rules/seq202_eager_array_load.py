@@ -7,18 +7,17 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from seqlint.analysis.effects import is_pure_array_method, is_read_only_call
+from seqlint.analysis.effects import (
+    is_in_place_method,
+    is_pure_array_method,
+    is_read_only_call,
+    is_view_method,
+    returns_view,
+    writes_first_argument,
+)
 from seqlint.analysis.hotpath import Phase, walk
-from seqlint.findings import Applicability, Edit, Finding, Fix, Location
+from seqlint.findings import Applicability, Edit, Finding, Fix
 from seqlint.rules.base import Invalid, Rule
-
-# Methods that change an array in place (a read-only memory map raises on them).
-_IN_PLACE_METHODS = {"sort", "fill", "resize", "put", "itemset", "setflags", "partition", "byteswap", "setfield"}
-# Functions that write into their first argument.
-_WRITING_FUNCTIONS = {"numpy.random.shuffle", "random.shuffle", "numpy.copyto", "numpy.put", "numpy.place",
-                      "numpy.putmask", "numpy.put_along_axis", "numpy.fill_diagonal", "sklearn.utils.shuffle"}
-# Methods returning a view of their array: a write to the view writes the array.
-_VIEW_METHODS = {"reshape", "view", "transpose", "swapaxes", "squeeze", "ravel", "T"}
 
 _HEAD = "import numpy as np\nimport keras\n\n"
 _CLASS = ("class Rows(keras.utils.PyDataset):\n"
@@ -38,8 +37,9 @@ class EagerArrayLoad(Rule):
     docs = """
 ## What it does
 Flags `np.load(path)` of `.npy` data without `mmap_mode` whose array feeds a Keras Sequence: loaded
-in `__init__` (or a method it calls) and stored, or loaded in module or function code and passed to the
-constructor of a Sequence class of the file (or of `seqkit`).
+in `__init__` (or a method it calls) and stored, or loaded in module or function code and passed (in
+that same function or module body) to the constructor of a Sequence class of the file, of another file
+of the checked tree, or of `seqkit`, which stores it as it is.
 Left alone: `.npz` archives (a `.npz` path, `np.load(...)["key"]`, `with np.load(...)`),
 `allow_pickle=True` (object arrays cannot be mapped), loads whose result is transformed at once
 (`np.load(p) / 255` reads everything anyway: hoisting that is SEQ101's), and loads per batch, which
@@ -69,7 +69,8 @@ or `seqkit.MemmapSequence(x_path, y_path, batch_size=batch_size)`.
 The fix adds `mmap_mode="r"`. It is safe when the array is never written to: no item or slice
 assignment, in-place operator, in-place method (`sort`, `fill`, ...), `out=` argument, shuffle, or
 call of unknown code that receives it (followed through local names, views, `self` attributes and the
-Sequence's constructor). Otherwise it is unsafe: writing to a read-only map raises `ValueError`.
+Sequence's constructor). Otherwise it is unsafe: writing to a read-only map raises `ValueError`. An
+array handed to a Sequence class of another file counts as unknown, so its fix is unsafe.
 A file replaced on disk while training would also change under a map.
 """
 
@@ -86,6 +87,11 @@ A file replaced on disk while training would also change under a map.
         "    def __init__(self, ids, **kwargs):\n        super().__init__(**kwargs)\n        self.ids = np.asarray(ids)\n\n"
         "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.ids[i]\n\n"
         "data = Pairs(np.load('ids.npy'))\nids = np.load('ids.npy')\nother = Pairs(ids)\n",
+        # A function's own `x` is not the module's loaded `x`.
+        "import numpy as np\nimport keras\n\nclass D(keras.utils.PyDataset):\n"
+        "    def __init__(self, x, **kwargs):\n        super().__init__(**kwargs)\n        self.x = x\n\n"
+        "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.x[i]\n\n"
+        "x = np.load('x.npy')\nprint(x.shape)\n\ndef build(x):\n    return D(x)\n",
         # A script loading arrays for something that is not a Sequence.
         "import numpy as np\n\nx = np.load('x.npy')\nprint(x.mean())\n",
     ]
@@ -121,11 +127,29 @@ A file replaced on disk while training would also change under a map.
             "x_train = numpy.load('x_train.npy', mmap_mode=\"r\")\ny_train = numpy.load('y_train.npy', allow_pickle=False, mmap_mode=\"r\")\n"
             "train = Data(x_train, y=y_train)\n",
         ),
+        # An explicit `mmap_mode=None` is eager too.
+        Invalid(
+            _HEAD + _CLASS + "        self.x = np.load(path, mmap_mode=None)\n        self.batch_size = batch_size\n" + _TAIL,
+            expected=[7],
+            fixed=_HEAD + _CLASS + "        self.x = np.load(path, mmap_mode=\"r\")\n        self.batch_size = batch_size\n" + _TAIL,
+        ),
         # Loaded inside the constructor call.
         Invalid(
             "import numpy as np\nimport seqkit\n\nds = seqkit.MemmapSequence(np.load('x.npy'), batch_size=8)\n",
             expected=[4],
             fixed="import numpy as np\nimport seqkit\n\nds = seqkit.MemmapSequence(np.load('x.npy', mmap_mode=\"r\"), batch_size=8)\n",
+        ),
+        # Loaded at module level, used as a global by the function that builds the dataset.
+        Invalid(
+            "import numpy as np\nimport keras\n\nclass D(keras.utils.PyDataset):\n"
+            "    def __init__(self, x, **kwargs):\n        super().__init__(**kwargs)\n        self.x = x\n\n"
+            "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.x[i]\n\n"
+            "X = np.load('x.npy')\n\ndef build():\n    return D(X[:100])\n",
+            expected=[15],
+            fixed="import numpy as np\nimport keras\n\nclass D(keras.utils.PyDataset):\n"
+            "    def __init__(self, x, **kwargs):\n        super().__init__(**kwargs)\n        self.x = x\n\n"
+            "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.x[i]\n\n"
+            "X = np.load('x.npy', mmap_mode=\"r\")\n\ndef build():\n    return D(X[:100])\n",
         ),
         # Followed into the constructor: the class shuffles its `y` in place each epoch.
         Invalid(
@@ -140,8 +164,12 @@ A file replaced on disk while training would also change under a map.
     ]
 
     def check(self, ctx) -> Iterable[Finding]:
+        if "load(" not in ctx.source:
+            return  # cheap text check before walking the module
         seen: set[int] = set()
         sequences = {seq.name: seq for seq in ctx.sequences}
+        if not sequences and ctx.project is None and not any(name.startswith("seqkit") for name in ctx.imports.values()):
+            return
         # Loads that run once inside Sequence code.
         for func, seq, _path in ctx.functions_in_phase(Phase.ONCE):
             for call, target in _bound_loads(ctx, func.body):
@@ -152,28 +180,24 @@ A file replaced on disk while training would also change under a map.
                 tracker.bind(target, func, seq if func in seq.methods.values() else None)
                 yield self._finding(ctx, call, tracker, "is stored by the Sequence")
         # Module code and plain functions that pass a loaded array to a Sequence constructor.
-        for scope in _plain_scopes(ctx):
-            body = scope.body if isinstance(scope, cst.Module) else scope.body
-            for call, target in _bound_loads(ctx, body if isinstance(scope, cst.Module) else body):
-                if id(call) in seen or not isinstance(target, cst.Name):
-                    continue
-                constructors = _constructor_uses(ctx, scope, target.value, sequences)
-                if not constructors:
-                    continue
-                tracker = _Tracker(ctx, sequences)
-                tracker.bind(target, scope, None)
-                if not tracker.stored:
-                    continue  # converted or reduced on the way in (`np.asarray(ids)`): not the data itself
-                seen.add(id(call))
-                yield self._finding(ctx, call, tracker, f"is passed to `{constructors[0]}`")
-
-            # `Data(np.load("x.npy"), ...)`: loaded right in the constructor call.
-            for node in _scope_nodes(scope):
-                if not isinstance(node, cst.Call):
-                    continue
+        loads, constructors = _plain_code(ctx, sequences)
+        for scope, call, target in loads:
+            if id(call) in seen:
+                continue
+            uses = [c for c in _visible_constructors(scope, target.value, constructors) if any(
+                isinstance(root := _root(a.value), cst.Name) and root.value == target.value for a in c.args)]
+            if not uses:
+                continue
+            tracker = _Tracker(ctx, sequences)
+            tracker.bind(target, scope, None)
+            if not tracker.stored:
+                continue  # converted or reduced on the way in (`np.asarray(ids)`): not the data itself
+            seen.add(id(call))
+            yield self._finding(ctx, call, tracker, f"is passed to `{ctx.code(uses[0].func)}`")
+        # `Data(np.load("x.npy"), ...)`: loaded right in the constructor call.
+        for calls in constructors.values():
+            for _, node in calls:
                 qualname = ctx.qualified_name(node) or ""
-                if qualname not in sequences and not qualname.startswith("seqkit."):
-                    continue
                 for arg in node.args:
                     load = arg.value
                     if not isinstance(load, cst.Call) or id(load) in seen or not _is_eager_npy_load(ctx, load):
@@ -183,6 +207,8 @@ A file replaced on disk while training would also change under a map.
                         tracker._follow_constructor(sequences[qualname], node, [arg])
                     else:
                         tracker.stored = True
+                        if not qualname.startswith("seqkit."):
+                            tracker._unknown(node, f"passed to `{ctx.code(node.func)}`, defined in another file")
                     if tracker.stored:
                         seen.add(id(load))
                         yield self._finding(ctx, load, tracker, f"is passed to `{ctx.code(node.func)}`")
@@ -191,7 +217,10 @@ A file replaced on disk while training would also change under a map.
         written = ctx.code(call.func)
         message = (f"`{written}` reads the whole array into memory and {how}; "
                    "memory-map it with `mmap_mode=\"r\"`")
-        if call.args:
+        explicit_none = _explicit_none_mode(call)
+        if explicit_none is not None:
+            edit = Edit('"r"', *ctx.position(explicit_none))
+        elif call.args:
             end = ctx.position(call.args[-1].value)[1]
             edit = Edit(', mmap_mode="r"', end, end)
         else:
@@ -215,7 +244,8 @@ def _is_eager_npy_load(ctx, call: cst.Call) -> bool:
     keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
     if any(a.star for a in call.args) or not positional and "file" not in keywords:
         return False
-    if "mmap_mode" in keywords or len(positional) > 1:
+    mode = keywords.get("mmap_mode", positional[1].value if len(positional) > 1 else None)
+    if mode is not None and not _is_none(mode):
         return False
     pickle = keywords.get("allow_pickle")
     if pickle is not None and not (isinstance(pickle, cst.Name) and pickle.value == "False"):
@@ -224,13 +254,26 @@ def _is_eager_npy_load(ctx, call: cst.Call) -> bool:
     return ".npz" not in ctx.code(path)
 
 
+def _is_none(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"
+
+
+def _explicit_none_mode(call: cst.Call) -> cst.BaseExpression | None:
+    """The `None` of `np.load(p, mmap_mode=None)` / `np.load(p, None)`, to be replaced."""
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == "mmap_mode" and _is_none(arg.value):
+            return arg.value
+    if len(positional) > 1 and _is_none(positional[1].value):
+        return positional[1].value
+    return None
+
+
 def _bound_loads(ctx, body) -> Iterable[tuple[cst.Call, cst.BaseExpression]]:
     """(load call, what it is bound to) for `target = np.load(...)` statements, tuples included."""
     statements = body.body if isinstance(body, cst.BaseSuite) else body
     for stmt in statements:
-        for node in walk(stmt):
-            if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and node is not stmt:
-                continue
+        for node in _nodes_outside_nested_defs(stmt):
             if not isinstance(node, cst.Assign) or len(node.targets) != 1:
                 continue
             target = node.targets[0].target
@@ -244,34 +287,69 @@ def _bound_loads(ctx, body) -> Iterable[tuple[cst.Call, cst.BaseExpression]]:
                     yield value, bound
 
 
-def _plain_scopes(ctx) -> list:
-    """The module and the functions outside Sequence classes (scripts building datasets)."""
+def _plain_code(ctx, sequences):
+    """One pass over the code outside Sequence classes: `name = np.load(...)` statements as
+    (scope, load, name), and the Sequence constructor calls of each scope (function or module)."""
     sequence_nodes = {id(seq.node) for seq in ctx.sequences}
-    scopes: list = [ctx.module]
-    for node in walk(ctx.module):
-        if isinstance(node, cst.FunctionDef) and not any(
-            id(a) in sequence_nodes for a in ctx.ancestors(node)
-        ):
-            scopes.append(node)
-    return scopes
-
-
-def _constructor_uses(ctx, scope, name: str, sequences) -> list[str]:
-    found = []
-    for node in _scope_nodes(scope):
-        if isinstance(node, cst.Call) and any(
-            isinstance(root := _root(a.value), cst.Name) and root.value == name for a in node.args
-        ):
+    loads = []
+    constructors: dict[int, list[cst.Call]] = {}
+    stack: list[tuple[cst.CSTNode, cst.CSTNode]] = [(child, ctx.module) for child in reversed(ctx.module.body)]
+    while stack:
+        node, scope = stack.pop()
+        if id(node) in sequence_nodes:
+            continue
+        if isinstance(node, cst.FunctionDef):
+            scope = node
+        elif isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.Call):
+            for bound, value in _pairs(node.targets[0].target, node.value):
+                if isinstance(bound, cst.Name) and isinstance(value, cst.Call) and _is_eager_npy_load(ctx, value):
+                    loads.append((scope, value, bound))
+        elif isinstance(node, cst.Call) and node.args and isinstance(node.func, (cst.Name, cst.Attribute)):
             qualname = ctx.qualified_name(node) or ""
-            if qualname in sequences or qualname.startswith("seqkit."):
-                found.append(ctx.code(node.func))
-    return found
+            if qualname in sequences or qualname.startswith("seqkit.") or _external_sequence(ctx, qualname):
+                constructors.setdefault(id(scope), []).append((scope, node))
+        stack.extend((child, scope) for child in reversed(node.children))
+    return loads, constructors
 
 
-def _scope_nodes(scope):
-    """Nodes of a function or module body, not descending into nested functions or classes."""
-    body = scope.body
-    stack = list(body.body if isinstance(body, cst.BaseSuite) else body)
+def _visible_constructors(scope, name: str, constructors) -> list[cst.Call]:
+    """Constructor calls that see `name` as bound in `scope`: in the same scope, and for a module-level
+    name also in functions that read it as a global (do not bind it themselves)."""
+    if not isinstance(scope, cst.Module):
+        return [call for _, call in constructors.get(id(scope), ())]
+    visible = []
+    for calls in constructors.values():
+        for owner, call in calls:
+            if isinstance(owner, cst.Module) or name not in _bound_names(owner):
+                visible.append(call)
+    return visible
+
+
+def _bound_names(func: cst.FunctionDef) -> set[str]:
+    names = {p.name.value for p in (*func.params.posonly_params, *func.params.params, *func.params.kwonly_params)}
+    for node in _nodes_outside_nested_defs(func.body):
+        if isinstance(node, cst.AssignTarget):
+            names.update(_flat_name_values(node.target))
+        elif isinstance(node, cst.For):
+            names.update(_flat_name_values(node.target))
+    return names
+
+
+def _flat_name_values(target: cst.BaseExpression) -> list[str]:
+    return [e.value for e in _flatten(target) if isinstance(e, cst.Name)]
+
+
+def _external_sequence(ctx, qualname: str) -> bool:
+    """A Keras Sequence class defined in another file of the checked tree."""
+    if ctx.project is None or not qualname:
+        return False
+    summary = ctx.project.resolve(qualname, ctx.filename)
+    return summary is not None and ctx.project.keras_base(summary) is not None
+
+
+def _nodes_outside_nested_defs(*roots):
+    """Nodes under `roots`, not descending into nested functions, classes or lambdas."""
+    stack = list(roots)
     while stack:
         node = stack.pop()
         yield node
@@ -311,24 +389,25 @@ class _Tracker:
             return
         self._done.add(key)
         for method in seq.methods.values():
-            self._scan(method, set(), {attr}, seq, method)
+            self._scan(method, set(), {attr}, seq)
 
     def _follow_names(self, scope, names: set[str], seq) -> None:
         key = (id(scope), "names", frozenset(names))
         if key in self._done:
             return
         self._done.add(key)
-        self._scan(scope, names, set(), seq, scope)
+        self._scan(scope, names, set(), seq)
 
     def _refers(self, expr: cst.BaseExpression, names: set[str], attrs: set[str]) -> bool:
-        root = _root(expr)
+        root = _root(expr, self.ctx)
         if isinstance(root, cst.Name):
             return root.value in names
         attr = _self_attr(root) if root is not None else None
         return attr is not None and attr in attrs
 
-    def _scan(self, scope, names: set[str], attrs: set[str], seq, function) -> None:
-        nodes = list(_scope_nodes(scope))
+    def _scan(self, scope, names: set[str], attrs: set[str], seq) -> None:
+        # The whole scope, nested functions included: a closure or a global can write the array too.
+        nodes = list(walk(scope))
         # Aliases (views and plain rebinding) first, to a fixpoint.
         changed = True
         while changed:
@@ -345,19 +424,23 @@ class _Tracker:
                             changed = True
                         elif (a := _self_attr(bound)) is not None and a not in attrs:
                             if seq is not None:
-                                self.stored = True
+                                # Held as it is (or sliced); `np.asarray(x)` is a conversion on the way in,
+                                # still followed for writes since it shares the memory.
+                                self.stored |= _root(value) is not None
                                 self._follow_attr(seq, a)
                             else:
                                 self._unknown(bound, "stored where seqlint cannot follow it")
-                if isinstance(node, cst.For) and self._refers(node.iter, names, attrs):
+                if isinstance(node, cst.For) and any(
+                    isinstance(n, cst.BaseExpression) and self._refers(n, names, attrs) for n in walk(node.iter)
+                ):  # `for row in x`, `for i, row in enumerate(x)`: rows are views
                     for bound in _flatten(node.target):
                         if isinstance(bound, cst.Name) and bound.value not in names:
                             names.add(bound.value)
                             changed = True
         for node in nodes:
-            self._check_write(node, names, attrs, seq, function)
+            self._check_write(node, names, attrs, seq)
 
-    def _check_write(self, node, names, attrs, seq, function) -> None:
+    def _check_write(self, node, names, attrs, seq) -> None:
         refers = lambda e: self._refers(e, names, attrs)  # noqa: E731
         if isinstance(node, (cst.Assign, cst.AugAssign)):
             targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
@@ -368,15 +451,15 @@ class _Tracker:
                     elif isinstance(node, cst.AugAssign) and refers(bound):
                         self._unknown(bound)
         elif isinstance(node, cst.Call):
-            self._check_call(node, names, attrs, seq, refers)
+            self._check_call(node, refers, seq)
         elif isinstance(node, (cst.Return, cst.Yield)) and node.value is not None:
-            returned = node.value
-            if function is not None and getattr(function, "name", None) is not None and function.name.value == "__getitem__":
+            owner = self.ctx.enclosing_function(node)
+            if owner is None or owner.name.value == "__getitem__":
                 return  # handed to Keras, which only reads it
-            if any(refers(e) for e in _flatten(returned)):
-                self._unknown(node, f"returned by `{function.name.value}` to code that may write to it")
+            if any(refers(e) for e in _flatten(node.value)):
+                self._unknown(node, f"returned by `{owner.name.value}` to code that may write to it")
 
-    def _check_call(self, call: cst.Call, names, attrs, seq, refers) -> None:
+    def _check_call(self, call: cst.Call, refers, seq) -> None:
         ctx = self.ctx
         func = call.func
         for arg in call.args:
@@ -385,21 +468,26 @@ class _Tracker:
                 return
         if isinstance(func, cst.Attribute) and refers(func.value):
             method = func.attr.value
-            if method in _IN_PLACE_METHODS:
+            if is_in_place_method(method):
                 self._unknown(call)
             return  # other methods of the array read it (astype, copy, mean, ...)
         passed = [a for a in call.args if refers(a.value)]
         if not passed:
             return
         qualname = ctx.qualified_name(call) or ""
-        if qualname in _WRITING_FUNCTIONS or qualname.endswith(".at") or (
+        if writes_first_argument(qualname) or (
             isinstance(func, cst.Attribute) and func.attr.value == "shuffle"
         ):
             self._unknown(call)
         elif qualname in self.sequences:
             self._follow_constructor(self.sequences[qualname], call, passed)
+        elif (target := self._callee(call, seq)) is not None:
+            self._follow_call(target, call, passed, seq)
         elif qualname.startswith("seqkit."):
             self.stored = True  # seqkit's datasets hold the arrays they are given and never write to them
+        elif _external_sequence(ctx, qualname):
+            self.stored = True  # a Sequence of another file: it holds the array, what it does is unknown here
+            self._unknown(call, f"passed to `{ctx.code(func)}`, defined in another file")
         elif is_read_only_call(qualname):
             return
         elif isinstance(func, cst.Attribute) and is_pure_array_method(func.attr.value):
@@ -407,27 +495,48 @@ class _Tracker:
         else:
             self._unknown(call, f"passed to `{ctx.code(func)}`, which may write to it")
 
+    def _callee(self, call: cst.Call, seq) -> tuple[cst.FunctionDef, bool] | None:
+        """(function, is a method) for `self.helper(...)` of the class or a module function."""
+        if seq is not None and (method := self.ctx.method_of(seq, call)) is not None:
+            return method, True
+        if isinstance(call.func, cst.Name) and (func := self.ctx.module_functions.get(call.func.value)) is not None:
+            return func, False
+        return None
+
+    def _follow_call(self, target: tuple[cst.FunctionDef, bool], call: cst.Call, passed: list[cst.Arg], seq) -> None:
+        """Into a helper of this file: what it does with its parameter is what happens to the array."""
+        func, is_method = target
+        params = [p.name.value for p in (*func.params.posonly_params, *func.params.params)][1 if is_method else 0:]
+        bound = self._bind(call, passed, params, func.name.value)
+        if bound is not None:
+            self._follow_names(func, bound, seq if is_method else None)
+
+    def _bind(self, call: cst.Call, passed: list[cst.Arg], params: list[str], callee: str) -> set[str] | None:
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        bound: set[str] = set()
+        for arg in passed:
+            if arg.star:
+                self._unknown(call, f"passed to `{callee}` in a way seqlint cannot follow")
+                return None
+            if arg.keyword is not None:
+                bound.add(arg.keyword.value)
+                continue
+            index = positional.index(arg)
+            if index >= len(params):
+                self._unknown(call, f"passed to `{callee}` in a way seqlint cannot follow")
+                return None
+            bound.add(params[index])
+        return bound
+
     def _follow_constructor(self, seq, call: cst.Call, passed: list[cst.Arg]) -> None:
         init = seq.methods.get("__init__")
         if init is None:
             self._unknown(call, f"passed to `{seq.name}`, whose `__init__` is not in this file")
             return
         params = [p.name.value for p in (*init.params.posonly_params, *init.params.params)][1:]
-        positional = [a for a in call.args if a.keyword is None and not a.star]
-        bound: set[str] = set()
-        for arg in passed:
-            if arg.star:
-                self._unknown(call, f"passed to `{seq.name}` in a way seqlint cannot follow")
-                return
-            if arg.keyword is not None:
-                bound.add(arg.keyword.value)
-            else:
-                index = positional.index(arg)
-                if index >= len(params):
-                    self._unknown(call, f"passed to `{seq.name}` in a way seqlint cannot follow")
-                    return
-                bound.add(params[index])
-        self._follow_names(init, bound, seq)
+        bound = self._bind(call, passed, params, seq.name)
+        if bound is not None:
+            self._follow_names(init, bound, seq)
 
 
 def _self_attr(expr: cst.BaseExpression | None) -> str | None:
@@ -436,18 +545,22 @@ def _self_attr(expr: cst.BaseExpression | None) -> str | None:
     return None
 
 
-def _root(expr: cst.BaseExpression):
-    """The array an expression is (a view of): strips subscripts, `.T`, and view methods."""
+def _root(expr: cst.BaseExpression, ctx=None):
+    """The array an expression is (a view of): strips subscripts, `.T`, view methods and numpy
+    functions that return views (`np.asarray(x)`, `np.flip(x)`)."""
     while True:
         if _self_attr(expr) is not None or isinstance(expr, cst.Name):
             return expr
         if isinstance(expr, cst.Subscript):
             expr = expr.value
-        elif isinstance(expr, cst.Attribute) and expr.attr.value in _VIEW_METHODS:
+        elif isinstance(expr, cst.Attribute) and is_view_method(expr.attr.value):
             expr = expr.value
         elif (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute)
-              and expr.func.attr.value in _VIEW_METHODS):
+              and is_view_method(expr.func.attr.value)):
             expr = expr.func.value
+        elif (isinstance(expr, cst.Call) and ctx is not None and expr.args
+              and returns_view(ctx.qualified_name(expr))):
+            expr = expr.args[0].value
         else:
             return None
 

@@ -14,16 +14,22 @@ from seqlint.analysis.effects import (
 )
 from seqlint.analysis.hotpath import Phase, walk
 from seqlint.findings import Applicability, Edit, Finding, Fix, Location
-from seqlint.fixes import ensure_import, insert_lines_before
+from seqlint.fixes import ensure_import, indentation_of, insert_lines_after, insert_lines_before
 from seqlint.rules.base import Invalid, Rule
+
+# Attributes the fix adds: the entropy generators are derived from, and the epoch they are drawn in.
+_SEED = "rng_seed"
+_EPOCH = "rng_epoch"
 
 _HEAD = "import numpy as np\nimport keras\n\n"
 _CLASS = "class Noisy(keras.utils.PyDataset):\n"
 _INIT = "    def __init__(self, x, **kwargs):\n        super().__init__(**kwargs)\n        self.x = x\n\n"
 _LEN = "    def __len__(self):\n        return len(self.x)\n\n"
-_FIXED_INIT = ("    def __init__(self, x, seed=None, **kwargs):\n        self.seed = seed\n"
-               "        super().__init__(**kwargs)\n        self.x = x\n\n")
-_RNG_LINE = "        rng = np.random.default_rng(None if self.seed is None else (self.seed, index))\n"
+_FIXED_INIT = ("    def __init__(self, x, seed=None, **kwargs):\n        super().__init__(**kwargs)\n"
+               "        self.rng_seed = np.random.SeedSequence(seed).entropy\n        self.rng_epoch = 0\n"
+               "        self.x = x\n\n")
+_RNG_LINE = "        rng = np.random.default_rng([self.rng_seed, self.rng_epoch, index])\n"
+_EPOCH_END = "\n    def on_epoch_end(self):\n        self.rng_epoch += 1\n"
 
 
 class GlobalRngInBatch(Rule):
@@ -54,27 +60,37 @@ def __getitem__(self, index):
 ```
 
 ## Use instead
-A generator per batch, derived from a constructor seed and the batch index, so the numbers depend on
-neither the worker that computes the batch nor the order batches are computed in:
+A generator per batch, derived from the dataset's seed, the epoch and the batch index, so the numbers
+depend on neither the worker that computes the batch nor the order batches are computed in, and
+change from epoch to epoch:
 ```python
 def __init__(self, x, y, seed=None, **kwargs):
-    self.seed = seed
+    super().__init__(**kwargs)
+    self.rng_seed = np.random.SeedSequence(seed).entropy
+    self.rng_epoch = 0
     ...
 
+def on_epoch_end(self):
+    self.rng_epoch += 1
+
 def __getitem__(self, index):
-    rng = np.random.default_rng(None if self.seed is None else (self.seed, index))
+    rng = np.random.default_rng([self.rng_seed, self.rng_epoch, index])
     x = self.x[index * 32:(index + 1) * 32]
     return x + rng.normal(0, 0.1, x.shape), self.y[index * 32:(index + 1) * 32]
 ```
-With a seed, batch `index` draws the same numbers every epoch; `seqkit` datasets also fold the epoch
-into the seed.
+`SeedSequence(seed).entropy` is the seed itself when one is given, and fresh entropy drawn once in
+the building process when not, so even an unseeded dataset gives every worker the same generator for
+a batch. `seqkit` datasets derive their per-batch generators the same way.
 
 ## Fix safety
-Unsafe: the random stream changes (different numbers, same distributions). Offered when the call is
-directly in `__getitem__` of a class whose own `__init__` can take a `seed`, and the function has a
-`Generator` equivalent (`rand` -> `random`, `randn` -> `standard_normal`, `randint` -> `integers`,
-`random.gauss` -> `normal`, ...). `random.randint`/`random.choice` (different bounds/types) and
-calls in helpers are reported without a fix.
+Unsafe: the random stream changes (different numbers, same distributions). The fix rewrites every
+global-RNG call of `__getitem__` at once (the finding on its first call carries it), adds
+`seed=None` and the two attributes to `__init__` and the epoch counter to `on_epoch_end` (creating it
+when the class has none). Offered when the calls are directly in `__getitem__` of a class with its
+own `__init__`, for functions with a `Generator` equivalent (`rand` -> `random`,
+`randn` -> `standard_normal`, `randint` -> `integers`, `random.gauss` -> `normal`, ...).
+`random.randint`/`random.choice` (different bounds and types), reseeding calls and calls in helpers
+are reported without a fix.
 """
 
     valid = [
@@ -110,24 +126,27 @@ calls in helpers are reported without a fix.
             + "        x = self.x[index * 2:(index + 1) * 2]\n"
             "        noise = rng.normal(0, 0.1, x.shape)\n"
             "        mask = rng.random((2, 3)) > 0.5\n"
-            "        return x + noise * mask\n",
+            "        return x + noise * mask\n" + _EPOCH_END,
         ),
-        # Alias imports, docstring kept first, Python's random module mapped too.
+        # Alias imports, docstrings kept first, Python's random module mapped too, on_epoch_end extended.
         Invalid(
             "import random\nfrom numpy import random as npr\nfrom keras.utils import Sequence\n\n"
             "class Jitter(Sequence):\n"
             '    def __init__(self, x):\n        """Rows."""\n        self.x = x\n\n'
             "    def __len__(self):\n        return 1\n\n"
+            "    def on_epoch_end(self):\n        self.pass_count = 1\n\n"
             '    def __getitem__(self, i):\n        """One batch."""\n'
             "        if random.random() < 0.5:\n            return self.x[::-1]\n"
             "        return self.x * npr.uniform(0.9, 1.1)\n",
-            expected=[15, 17],
+            expected=[18, 20],
             fixed="import random\nfrom numpy import random as npr\nfrom keras.utils import Sequence\nimport numpy\n\n"
             "class Jitter(Sequence):\n"
-            '    def __init__(self, x, seed=None):\n        """Rows."""\n        self.seed = seed\n        self.x = x\n\n'
+            '    def __init__(self, x, seed=None):\n        """Rows."""\n'
+            "        self.rng_seed = numpy.random.SeedSequence(seed).entropy\n        self.rng_epoch = 0\n        self.x = x\n\n"
             "    def __len__(self):\n        return 1\n\n"
+            "    def on_epoch_end(self):\n        self.pass_count = 1\n        self.rng_epoch += 1\n\n"
             '    def __getitem__(self, i):\n        """One batch."""\n'
-            "        rng = numpy.random.default_rng(None if self.seed is None else (self.seed, i))\n"
+            "        rng = numpy.random.default_rng([self.rng_seed, self.rng_epoch, i])\n"
             "        if rng.random() < 0.5:\n            return self.x[::-1]\n"
             "        return self.x * rng.uniform(0.9, 1.1)\n",
         ),
@@ -159,7 +178,7 @@ calls in helpers are reported without a fix.
                 qualname = ctx.qualified_name(node)
                 if qualname is None or qualname.startswith("self.") or not is_global_rng_call(qualname):
                     continue
-                if _shadowed(ctx, func, qualname, node):
+                if _shadowed(ctx, func, node):
                     continue
                 seen.add(id(node))
                 calls.append((node, qualname))
@@ -192,7 +211,7 @@ calls in helpers are reported without a fix.
         return ctx.report(self, call, message=message, fix=fix, hint=hint)
 
 
-def _shadowed(ctx, func: cst.FunctionDef, qualname: str, call: cst.Call) -> bool:
+def _shadowed(ctx, func: cst.FunctionDef, call: cst.Call) -> bool:
     """`random = self.pick; random.choice(...)`: the head is a local variable, not the module."""
     head = ctx.code(call.func).split(".", 1)[0]
     if head in ctx.imports:
@@ -225,7 +244,8 @@ def _generator_fix(ctx, calls: list[tuple[cst.Call, str]], func: cst.FunctionDef
     index_name = params[1].name.value
     edits: list[Edit | None] = []
 
-    # The generator: reuse one this fix made before, else create it first thing in __getitem__.
+    # The generator: reuse one this fix made before, else create it first thing in __getitem__, from
+    # state set up in __init__ and advanced in on_epoch_end.
     rng_name = _existing_generator(ctx, func)
     if rng_name is None:
         rng_name = _free_name(func, ("rng", "batch_rng", "rng_"))
@@ -236,12 +256,12 @@ def _generator_fix(ctx, calls: list[tuple[cst.Call, str]], func: cst.FunctionDef
         first = _first_statement_after_docstring(func.body)
         if first is None:
             return None
-        line = f"{rng_name} = {numpy_name}.random.default_rng(None if self.seed is None else (self.seed, {index_name}))"
+        line = f"{rng_name} = {numpy_name}.random.default_rng([self.{_SEED}, self.{_EPOCH}, {index_name}])"
         edits.append(insert_lines_before(ctx, first, [line]))
-        seed_edits = _seed_in_init(ctx, init)
-        if None in seed_edits:
+        state_edits = _state_in_init(ctx, init, numpy_name) + _epoch_counter(ctx, seq, func)
+        if None in state_edits:
             return None
-        edits.extend(seed_edits)
+        edits.extend(state_edits)
 
     for call, qualname in calls:
         method = generator_equivalent(qualname)
@@ -256,14 +276,24 @@ def _generator_fix(ctx, calls: list[tuple[cst.Call, str]], func: cst.FunctionDef
     return Fix(Applicability.UNSAFE, f"Draw from a per-batch `np.random.Generator` (`{rng_name}`)", real)
 
 
-def _seed_in_init(ctx, init: cst.FunctionDef) -> list[Edit | None]:
-    """`seed=None` in the signature and `self.seed = seed` in the body, unless already there."""
-    if _assigns_self_seed(init):
+def _state_in_init(ctx, init: cst.FunctionDef, numpy_name: str) -> list[Edit | None]:
+    """`seed=None` in the signature; the seed's entropy and an epoch counter stored in the body.
+
+    The entropy is drawn once, in the process that builds the dataset, so workers (processes or
+    threads) all derive the same generator for a batch even when no seed is given.
+    """
+    if _assigns_self(init, _SEED):
         return []
-    first = _first_statement_after_docstring(init.body)
-    if first is None:
-        return [None]
-    edits: list[Edit | None] = [insert_lines_before(ctx, first, ["self.seed = seed"])]
+    statements = list(init.body.body)
+    super_call = next((stmt for stmt in statements if _is_super_init(stmt)), None)
+    lines = [f"self.{_SEED} = {numpy_name}.random.SeedSequence(seed).entropy", f"self.{_EPOCH} = 0"]
+    if super_call is not None:
+        edits: list[Edit | None] = [insert_lines_after(ctx, super_call, lines)]
+    else:
+        first = _first_statement_after_docstring(init.body)
+        if first is None:
+            return [None]
+        edits = [insert_lines_before(ctx, first, lines)]
     names = {p.name.value for p in (*init.params.posonly_params, *init.params.params, *init.params.kwonly_params)}
     if "seed" in names:
         return edits
@@ -288,26 +318,53 @@ def _seed_in_init(ctx, init: cst.FunctionDef) -> list[Edit | None]:
     return edits
 
 
-def _source_between(ctx, start: Location, end: Location) -> str:
-    lines = ctx.source.splitlines(keepends=True)
-    if start.row == end.row:
-        return lines[start.row - 1][start.column - 1 : end.column - 1]
-    parts = [lines[start.row - 1][start.column - 1 :], *lines[start.row : end.row - 1], lines[end.row - 1][: end.column - 1]]
-    return "".join(parts)
+def _epoch_counter(ctx, seq, getitem: cst.FunctionDef) -> list[Edit | None]:
+    """`self.rng_epoch += 1` at the end of on_epoch_end, which Keras calls between epochs."""
+    own = seq.own_methods.get("on_epoch_end")
+    if own is not None:
+        if not isinstance(own.body, cst.IndentedBlock):
+            return [None]
+        return [insert_lines_after(ctx, own.body.body[-1], [f"self.{_EPOCH} += 1"])]
+    class_body = seq.node.body
+    if not isinstance(class_body, cst.IndentedBlock) or not isinstance(getitem.body, cst.IndentedBlock):
+        return [None]
+    method_indent = indentation_of(ctx, getitem)
+    body_indent = indentation_of(ctx, getitem.body.body[0])
+    lines = [f"{method_indent}def on_epoch_end(self):"]
+    if "on_epoch_end" in seq.methods:  # inherited from a base class of this file: keep what it does
+        lines.append(f"{body_indent}super().on_epoch_end()")
+    lines.append(f"{body_indent}self.{_EPOCH} += 1")
+    last = class_body.body[-1]
+    end = ctx.position(last)[1]
+    source_lines = ctx.source.splitlines(keepends=True)
+    text = "\n" + "".join(f"{line}\n" for line in lines)
+    if end.row >= len(source_lines) and not source_lines[-1].endswith("\n"):
+        return [Edit("\n" + text.rstrip("\n"), Location(end.row, len(source_lines[-1]) + 1),
+                     Location(end.row, len(source_lines[-1]) + 1))]
+    return [Edit(text, Location(end.row + 1, 1), Location(end.row + 1, 1))]
 
 
-def _assigns_self_seed(init: cst.FunctionDef) -> bool:
+def _is_super_init(stmt: cst.CSTNode) -> bool:
+    """`super().__init__(...)` or `Base.__init__(self, ...)`: the state goes after it, so that a base
+    class setting the same attributes does not overwrite them."""
+    if not isinstance(stmt, cst.SimpleStatementLine) or not isinstance(stmt.body[0], cst.Expr):
+        return False
+    call = stmt.body[0].value
+    return isinstance(call, cst.Call) and isinstance(call.func, cst.Attribute) and call.func.attr.value == "__init__"
+
+
+def _assigns_self(init: cst.FunctionDef, attr: str) -> bool:
     for node in walk(init.body):
         if isinstance(node, cst.AssignTarget):
             target = node.target
             if (isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name)
-                    and target.value.value == "self" and target.attr.value == "seed"):
+                    and target.value.value == "self" and target.attr.value == attr):
                 return True
     return False
 
 
 def _existing_generator(ctx, func: cst.FunctionDef) -> str | None:
-    """The name of a `x = np.random.default_rng(...)` made from `self.seed` at the top of `func`."""
+    """The name of a `x = np.random.default_rng(...)` this fix made at the top of `func` before."""
     for stmt in func.body.body[:3]:
         if not isinstance(stmt, cst.SimpleStatementLine) or not isinstance(stmt.body[0], cst.Assign):
             continue
@@ -315,7 +372,7 @@ def _existing_generator(ctx, func: cst.FunctionDef) -> str | None:
         if (len(assign.targets) == 1 and isinstance(assign.targets[0].target, cst.Name)
                 and isinstance(assign.value, cst.Call)
                 and ctx.qualified_name(assign.value) == "numpy.random.default_rng"
-                and "self.seed" in ctx.code(assign.value)):
+                and f"self.{_SEED}" in ctx.code(assign.value)):
             return assign.targets[0].target.value
     return None
 
@@ -349,3 +406,11 @@ def _is_docstring(stmt: cst.CSTNode) -> bool:
         and isinstance(stmt.body[0], cst.Expr)
         and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
     )
+
+
+def _source_between(ctx, start: Location, end: Location) -> str:
+    lines = ctx.source.splitlines(keepends=True)
+    if start.row == end.row:
+        return lines[start.row - 1][start.column - 1 : end.column - 1]
+    parts = [lines[start.row - 1][start.column - 1 :], *lines[start.row : end.row - 1], lines[end.row - 1][: end.column - 1]]
+    return "".join(parts)

@@ -19,7 +19,7 @@ _TAIL = "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i
 class MissingSuperInit(Rule):
     code = "SEQ302"
     name = "missing-super-init"
-    summary = "Keras 3 `PyDataset` subclass whose `__init__` does not call `super().__init__(**kwargs)`"
+    summary = "Keras 3 dataset's `__init__` does not call `super().__init__(**kwargs)`"
     fix_availability = "sometimes"
     docs = """
 ## What it does
@@ -114,7 +114,7 @@ file with its own `__init__` (its required arguments are unknown): that case is 
             kwargs_param = init.params.star_kwarg if isinstance(init.params.star_kwarg, cst.Param) else None
             kwargs_name = kwargs_param.name.value if kwargs_param is not None else None
             calls = _super_init_calls(init)
-            if any(_forwards(call, kwargs_name) for call in calls):
+            if any(_forwards(call) for call in calls):
                 continue
             if not calls:
                 message = f"`{seq.name}.__init__` never calls `super().__init__(**kwargs)`"
@@ -150,38 +150,37 @@ file with its own `__init__` (its required arguments are unknown): that case is 
 
 def _super_init_calls(init: cst.FunctionDef) -> list[cst.Call]:
     found: list[cst.Call] = []
-
-    class Visitor(cst.CSTVisitor):
-        def visit_FunctionDef(self, node) -> bool:
-            return node is init  # nested functions are not this __init__
-
-        def visit_ClassDef(self, node) -> bool:
-            return False
-
-        def visit_Call(self, node: cst.Call) -> None:
-            func = node.func
-            if not (isinstance(func, cst.Attribute) and func.attr.value == "__init__"):
-                return
-            value = func.value
-            if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "super":
-                found.append(node)
-            elif dotted_name(value) is not None and dotted_name(value) != "self":
-                found.append(node)  # Base.__init__(self, ...)
-
-    init.visit(Visitor())
+    stack: list[cst.CSTNode] = [init.body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            continue  # nested functions are not this __init__
+        stack.extend(reversed(node.children))
+        if not isinstance(node, cst.Call):
+            continue
+        func = node.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "__init__"):
+            continue
+        value = func.value
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "super":
+            found.append(node)
+        elif dotted_name(value) is not None and dotted_name(value) != "self":
+            found.append(node)  # Base.__init__(self, ...)
     return found
 
 
-def _forwards(call: cst.Call, kwargs_name: str | None) -> bool:
+def _forwards(call: cst.Call) -> bool:
     for arg in call.args:
-        if arg.star == "**" and kwargs_name is not None and isinstance(arg.value, cst.Name) and arg.value.value == kwargs_name:
-            return True
+        if arg.star == "**":
+            return True  # its own **kwargs, or keywords from an enclosing factory function's closure
         if arg.keyword is not None and arg.keyword.value in _WORKER_ARGS:
             return True
     return False
 
 
 def _parent_has_own_init(seq, classes) -> bool:
+    if "__init__" in seq.external_methods:
+        return True  # a base class in another file of the tree defines it
     for base in seq.node.bases:
         parent = classes.get(dotted_name(base.value) or "")
         if parent is not None and "__init__" in parent.methods:

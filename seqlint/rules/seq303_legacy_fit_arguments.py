@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
+from seqlint.analysis.hotpath import walk
 from seqlint.findings import Applicability, Edit, Finding, Fix, Location
 from seqlint.rules.base import Invalid, Rule
 
@@ -29,7 +30,7 @@ _LEGACY_POSITIONAL = {
 class LegacyFitArguments(Rule):
     code = "SEQ303"
     name = "legacy-fit-arguments"
-    summary = "Keras 2 `*_generator` call or worker arguments passed to `fit` (removed in Keras 3)"
+    summary = "`fit_generator` and friends, or worker arguments to `fit` (removed in Keras 3)"
     fix_availability = "always"
     module_wide = True
     module_wide_tokens = ("_generator", "workers", "use_multiprocessing", "max_queue_size")
@@ -37,13 +38,15 @@ class LegacyFitArguments(Rule):
 ## What it does
 Flags `model.fit_generator`, `model.evaluate_generator` and `model.predict_generator` calls, and
 `workers=`, `use_multiprocessing=` or `max_queue_size=` passed to `fit`, `evaluate` or `predict`,
-anywhere in the file (a training script needs no Sequence class of its own to be affected).
+anywhere in the file (a training script needs no Sequence class of its own to be affected). Worker
+arguments are left alone in files that train with Keras 2 (`tf_keras`, or a dataset class of the file
+built on a Keras 2 `Sequence`), where `fit` still takes them.
 
 ## Why is this bad?
-Keras 3 removed the `*_generator` methods, and `fit` no longer accepts the worker arguments: they
-raise a `TypeError`, or with Keras 2 `tf_keras` code are silently the wrong place once you upgrade.
-In Keras 3 the parallelism of a `PyDataset` belongs to the dataset itself:
-`MyDataset(..., workers=4, use_multiprocessing=True)`, forwarded by `super().__init__(**kwargs)`.
+Keras 3 removed the `*_generator` methods, and its `fit`, `evaluate` and `predict` reject the worker
+arguments with a `TypeError`: the script stops working on upgrade. In Keras 3 the parallelism of a
+`PyDataset` belongs to the dataset itself: `MyDataset(..., workers=4, use_multiprocessing=True)`,
+forwarded by `super().__init__(**kwargs)` (see SEQ302).
 
 ## Example
 ```python
@@ -80,6 +83,8 @@ changes, never which batches are produced.
             "    def __getitem__(self, i):\n        return i\n"
             "model.fit(Old(), workers=2)\n"
         ),
+        # A script training with tf_keras (Keras 2), whose fit still takes the worker arguments.
+        "import tf_keras as keras\nfrom data import Clips\n\nmodel.fit(Clips('train'), workers=4)\n",
         # A function merely named like the legacy method.
         "def fit_generator(gen):\n    return gen\nfit_generator(g)\n",
     ]
@@ -154,9 +159,9 @@ changes, never which batches are produced.
     ]
 
     def check(self, ctx) -> Iterable[Finding]:
-        visitor = _TrainingCalls(ctx)
-        ctx.module.visit(visitor)
-        for call, statement, scope in visitor.found:
+        if not any(token in ctx.source for token in self.module_wide_tokens):
+            return  # cheap text check before walking the module
+        for call, statement, scope in _training_calls(ctx):
             finding = self._finding(ctx, call, statement, scope)
             if finding is not None:
                 yield finding
@@ -168,7 +173,7 @@ changes, never which batches are produced.
         if method in _TRAINING:
             if not worker_args:
                 return None
-            if _dataset_class(ctx, _dataset_arg(call), scope) == "legacy":
+            if _dataset_class(ctx, _dataset_arg(call), scope) == "legacy" or _keras2_module(ctx):
                 return None  # tf_keras / Keras 2: fit() still takes these
         parts = []
         if method in _RENAMED:
@@ -215,26 +220,29 @@ class _Scope:
         self.constructed: dict[str, cst.Call] = {}
 
 
-class _TrainingCalls(cst.CSTVisitor):
-    def __init__(self, ctx) -> None:
-        self.ctx = ctx
-        self.scopes = [_Scope()]
-        self.found: list[tuple[cst.Call, cst.CSTNode, _Scope]] = []
+def _training_calls(ctx) -> list[tuple[cst.Call, cst.CSTNode, _Scope]]:
+    """Training calls in source order, each with its statement and the constructions seen before it in
+    its function (or the module). Iterative: generated modules nest deeper than Python's stack."""
+    scopes: dict[int, _Scope] = {}
+    found = []
+    for node in walk(ctx.module):
+        if isinstance(node, cst.Assign):
+            if (len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name)
+                    and isinstance(node.value, cst.Call) and isinstance(node.value.func, cst.Name)):
+                scope = scopes.setdefault(id(ctx.enclosing_function(node)), _Scope())
+                scope.constructed[node.targets[0].target.value] = node.value
+        elif isinstance(node, cst.Call):
+            func = node.func
+            if isinstance(func, cst.Attribute) and (func.attr.value in _RENAMED or func.attr.value in _TRAINING):
+                scope = scopes.setdefault(id(ctx.enclosing_function(node)), _Scope())
+                found.append((node, ctx.statement_of(node), scope))
+    return found
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.scopes.append(_Scope())
 
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.scopes.pop()
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        if len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) and isinstance(node.value, cst.Call):
-            self.scopes[-1].constructed[node.targets[0].target.value] = node.value
-
-    def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if isinstance(func, cst.Attribute) and (func.attr.value in _RENAMED or func.attr.value in _TRAINING):
-            self.found.append((node, self.ctx.statement_of(node), self.scopes[-1]))
+def _keras2_module(ctx) -> bool:
+    """The file trains with Keras 2 (`tf_keras`, `tensorflow.python.keras`), whose fit takes workers."""
+    return any(name == "tf_keras" or name.startswith(("tf_keras.", "tensorflow.python.keras"))
+               for name in ctx.imports.values())
 
 
 def _dataset_arg(call: cst.Call) -> cst.BaseExpression | None:

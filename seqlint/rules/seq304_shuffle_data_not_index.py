@@ -101,6 +101,24 @@ samples within an epoch changes.
             _HEAD + _INIT + "    def on_epoch_end(self):\n        self.x = self.x[np.random.permutation(len(self.x))]\n\n" + _TAIL,
             expected=[10],
         ),
+        # Paths and labels zipped, shuffled together and unzipped back into the attributes.
+        Invalid(
+            "import random\nfrom keras.utils import Sequence\n\nclass Clips(Sequence):\n"
+            "    def __init__(self, paths, labels, **kwargs):\n        super().__init__(**kwargs)\n"
+            "        self.paths, self.labels = paths, labels\n\n"
+            "    def on_epoch_end(self):\n        pairs = list(zip(self.paths, self.labels))\n"
+            "        random.shuffle(pairs)\n        self.paths, self.labels = map(list, zip(*pairs))\n\n"
+            "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.paths[i], self.labels[i]\n",
+            expected=[11],
+        ),
+        # The constructor's arrays permuted before they are stored.
+        Invalid(
+            "import numpy as np\nimport keras\n\nclass Rows(keras.utils.PyDataset):\n"
+            "    def __init__(self, x, y, **kwargs):\n        super().__init__(**kwargs)\n"
+            "        perm = np.random.permutation(len(x))\n        self.x, self.y = x[perm], y[perm]\n\n"
+            "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.x[i], self.y[i]\n",
+            expected=[8],
+        ),
         # sklearn's shuffle once in __init__, via a helper; pandas' sample(frac=1).
         Invalid(
             "from sklearn.utils import shuffle\nfrom tensorflow import keras\n\nclass Tab(keras.utils.Sequence):\n"
@@ -119,7 +137,7 @@ samples within an epoch changes.
                 if func not in seq.methods.values():
                     continue  # module functions do not see `self`
                 index_attrs = _index_attributes(ctx, seq)
-                orders = _random_orders(ctx, func)
+                orders = _random_orders(ctx, func) | _shuffled_attributes(ctx, seq)
                 data_locals = _data_locals(ctx, func, index_attrs)
                 for node in walk(func.body):
                     if id(node) in seen:
@@ -189,6 +207,25 @@ def _mentions_self_data(call: cst.Call) -> bool:
     return False
 
 
+def _shuffled_attributes(ctx, seq) -> set[str]:
+    """`self.<attr>` holding a random order: shuffled in place or assigned a permutation somewhere."""
+    found = set()
+    for method in seq.methods.values():
+        for node in walk(method.body):
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "shuffle":
+                if node.args and (attr := _self_attr(node.args[0].value)) is not None:
+                    found.add(attr)
+            elif isinstance(node, cst.Call) and ctx.qualified_name(node) in ("numpy.random.shuffle", "random.shuffle"):
+                if node.args and (attr := _self_attr(node.args[0].value)) is not None:
+                    found.add(attr)
+            elif isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
+                func = node.value.func
+                method_name = func.attr.value if isinstance(func, cst.Attribute) else ""
+                if is_random_call(ctx.qualified_name(node.value)) or method_name == "permutation":
+                    found.update(a for t in node.targets if (a := _self_attr(t.target)) is not None)
+    return found
+
+
 def _random_orders(ctx, func: cst.FunctionDef) -> set[str]:
     """Local names holding a random order: `p = np.random.permutation(n)`, or an array shuffled in place."""
     names = set()
@@ -254,6 +291,8 @@ def _permutes(ctx, value: cst.BaseExpression, orders: set[str]) -> bool:
         index = value.slice[0].slice.value
         if isinstance(index, cst.Name):
             return index.value in orders
+        if (attr := _self_attr(index)) is not None:
+            return attr in orders  # self.x[self.order], with self.order shuffled
         return isinstance(index, cst.Call) and (
             is_random_call(ctx.qualified_name(index))
             or (isinstance(index.func, cst.Attribute) and index.func.attr.value == "permutation")
@@ -284,9 +323,15 @@ def _data_locals(ctx, func: cst.FunctionDef, index_attrs: set[str]) -> set[str]:
 
 
 def _mentions_data(ctx, expr: cst.CSTNode, index_attrs: set[str]) -> bool:
-    if isinstance(expr, cst.Call) and ctx.qualified_name(expr) == "len":
-        return False
-    attr = _self_attr(expr)
-    if attr is not None:
-        return attr not in index_attrs
-    return any(_mentions_data(ctx, child, index_attrs) for child in expr.children)
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Call) and ctx.qualified_name(node) == "len":
+            continue
+        attr = _self_attr(node)
+        if attr is not None:
+            if attr not in index_attrs:
+                return True
+            continue
+        stack.extend(node.children)
+    return False

@@ -21,6 +21,9 @@ from seqlint.rules.base import Invalid, Rule
 # Random, but not augmentation: shuffling a dataset, drawing seeds.
 _NOT_AUGMENTATION_PREFIXES = ("sklearn.", "os.", "uuid.", "secrets.")
 
+# Calls that pass a random number through unchanged in kind (`int(np.random.uniform(...))`).
+_CONVERSIONS = {"int", "float", "round", "abs", "numpy.float32", "numpy.int32", "numpy.asarray", "numpy.array"}
+
 _HEAD = "import numpy as np\nimport keras\n"
 _CLASS = "\nclass Aug(keras.utils.PyDataset):\n"
 _LEN = "    def __len__(self):\n        return 1\n\n"
@@ -34,12 +37,18 @@ class AugmentationInGenerator(Rule):
     docs = """
 ## What it does
 Flags random augmentation in per-batch code (`__getitem__` and what it calls):
-`tf.image.random_*`, albumentations / imgaug / torchvision transforms, `ImageDataGenerator.random_transform`,
-transform pipelines built in `__init__` and applied per batch (`self.aug(image=x)`), and hand-written
-augmentation: a flip, rotation, crop or zoom under a random condition or with random parameters,
-and random noise added to the batch. The message names the Keras preprocessing layers
-(`RandomFlip`, `RandomRotation`, `RandomZoom`, `RandomCrop`, `RandomTranslation`, `GaussianNoise`, ...)
-that do the same inside the model.
+- augmentation libraries, where they are applied: `tf.image.random_*`, albumentations / imgaug /
+  torchvision transforms, `ImageDataGenerator.random_transform`, and pipelines built in `__init__`
+  and applied per batch (`self.aug(image=x)`);
+- hand-written augmentation, where its randomness is drawn: a draw (`np.random.*`, `random.*`, or a
+  generator's `rng.normal(...)`) whose value decides a transform (`if np.random.rand() < 0.5:
+  x = np.fliplr(x)`), parametrises one (`np.rot90(x, k)`, `rotate(img, angle)`), offsets a crop of a
+  sample (`wav[start:start + n]`), or is added to or multiplies the data (noise, gain).
+Draws that only pick samples (`random.choice(self.files)`, `self.x[rng.integers(n)]`) are sampling,
+not augmentation. The message names the Keras preprocessing layers (`RandomFlip`, `RandomRotation`,
+`RandomZoom`, `RandomCrop`, `RandomTranslation`, `GaussianNoise`, ...) that do the same in the model.
+A global-RNG draw is also SEQ301's (where the randomness comes from); this rule is about where the
+augmentation runs.
 
 ## Why is this bad?
 The generator runs in Python on the CPU, one sample at a time, while the accelerator waits; with
@@ -83,6 +92,10 @@ random numbers. The message names the layers to use.
         "    def __init__(self, x, **kwargs):\n        super().__init__(**kwargs)\n"
         "        aug = A.HorizontalFlip(p=1.0)\n        self.x = [aug(image=im)['image'] for im in x]\n\n"
         + _LEN + "    def __getitem__(self, i):\n        return self.x[i]\n",
+        # A sample picked at random and then normalised: sampling, not noise.
+        _HEAD + _CLASS + _LEN
+        + "    def __getitem__(self, i):\n        img = self.load(np.random.choice(self.paths))\n"
+        "        return img - self.mean\n",
         # A random window of the dataset is sampling, not a crop.
         _HEAD + _CLASS + _LEN
         + "    def __getitem__(self, i):\n        start = np.random.randint(0, len(self.x) - 8)\n"
@@ -310,6 +323,12 @@ class _Taint:
                 continue
             if isinstance(node, (cst.FunctionDef, cst.Lambda)):
                 continue
+            if (direct and isinstance(node, cst.Call) and not _is_draw(self.ctx, node)
+                    and self.ctx.qualified_name(node) not in _CONVERSIONS):
+                # `self.load(random.choice(paths))` is a sample picked at random, not random values:
+                # follow only the receiver (`rng.normal(...).astype(...)`), not the arguments.
+                stack.append(node.func)
+                continue
             stack.extend(node.children)
         return found
 
@@ -333,9 +352,13 @@ def _augmenting_draws(ctx, func: cst.FunctionDef) -> dict[cst.Call, list[str]]:
                 mark(taint.sources(node.test), layers)
         elif isinstance(node, cst.Call):
             # A transform with a random parameter: `np.rot90(x, k)`, `rotate(img, angle)`.
+            # The first positional argument is the data itself; the parameters come after it.
             layers = _layers_for([ctx.qualified_name(node) or ""])
             if layers and not _is_augmentation_call(ctx, node):
-                mark(set().union(*(taint.sources(a.value) for a in node.args)) if node.args else set(), layers)
+                positional = [a for a in node.args if a.keyword is None]
+                parameters = positional[1:] + [a for a in node.args if a.keyword is not None]
+                for arg in parameters:
+                    mark(taint.sources(arg.value, direct=True), layers)
         elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract, cst.Multiply)):
             # Noise or gain applied to the data: `x + rng.normal(0, 0.1, x.shape)`, `wav * uniform(0.8, 1.2)`.
             if _in_index(ctx, node, func):

@@ -296,6 +296,7 @@ def test_apply_edits_and_overlaps():
         ('"""Doc."""\nx = 1\n', '"""Doc."""\nimport math\nx = 1\n'),
         ("import os\nfrom a import b\n\nx = 1\n", "import os\nfrom a import b\nimport math\n\nx = 1\n"),
         ("x = 1\n", "import math\nx = 1\n"),
+        ("#!/usr/bin/env python\n# header\n\nx = 1\n", "#!/usr/bin/env python\n# header\n\nimport math\nx = 1\n"),
         ("import math\nx = 1\n", "import math\nx = 1\n"),
     ],
 )

@@ -24,12 +24,15 @@ from seqlint.analysis import effects
         "tensorflow.image.random_brightness",
         "keras.layers.RandomFlip",
         "albumentations.HorizontalFlip",
-        "A.RandomCrop",
+        "iaa.Fliplr",  # notebook code without its import
         "imgaug.augmenters.Fliplr",
         "torchvision.transforms.RandomResizedCrop",
         "torchvision.transforms.ColorJitter",
         "skimage.util.random_noise",
         "sklearn.utils.shuffle",
+        # Reproducible for a seed, but different every batch: not to be cached either.
+        "tensorflow.image.stateless_random_flip_left_right",
+        "tensorflow.random.stateless_uniform",
     ],
 )
 def test_random_calls(name: str) -> None:
@@ -44,13 +47,13 @@ def test_random_calls(name: str) -> None:
         "numpy.random.RandomState",
         "numpy.random.SeedSequence",
         "random.Random",
-        "tensorflow.random.stateless_uniform",
         "tensorflow.random.Generator",
         "albumentations.Compose",
         "albumentations.Normalize",
         "numpy.clip",
         "cv2.flip",
         "randomize",  # a user function whose name merely starts like the module
+        "A.dot",  # an unimported `A` is as often a matrix as albumentations
         "random",
         None,
         "",
@@ -67,6 +70,7 @@ def test_global_rng_is_the_process_wide_subset() -> None:
     assert not effects.is_global_rng_call("albumentations.HorizontalFlip")
     assert not effects.is_global_rng_call("numpy.random.default_rng")
     assert not effects.is_global_rng_call("random.SystemRandom")
+    assert not effects.is_global_rng_call("tensorflow.random.stateless_uniform")
     assert effects.is_rng_seeding_call("numpy.random.seed")
     assert not effects.is_rng_seeding_call("numpy.random.rand")
 
@@ -117,6 +121,12 @@ def test_generator_equivalents() -> None:
 def test_io_calls(name: str, kind: str) -> None:
     assert effects.io_kind(name) == kind
     assert effects.is_io_call(name)
+
+
+def test_io_methods() -> None:
+    assert effects.io_method_kind("read_bytes") == "file"
+    assert effects.io_method_kind("read_text") == "text"
+    assert effects.io_method_kind("read") is None  # a file object's read: its open() is the finding
 
 
 @pytest.mark.parametrize(
@@ -204,3 +214,56 @@ def test_read_only_calls() -> None:
     # Drawing into an image, shuffling, and unknown user code may write.
     for name in ["cv2.rectangle", "numpy.random.shuffle", "augment", "self.normalise", None]:
         assert not effects.is_read_only_call(name), name
+
+
+def test_augmentation_methods() -> None:
+    assert effects.is_augmentation_method("random_transform")
+    assert effects.is_augmentation_method("get_random_transform")  # ImageDataGenerator's two-step API
+    assert not effects.is_augmentation_method("apply_transform")  # deterministic given its parameters
+
+
+def test_writes_and_views() -> None:
+    assert effects.writes_first_argument("numpy.copyto")
+    assert effects.writes_first_argument("np.random.shuffle")
+    assert effects.writes_first_argument("numpy.add.at")  # ufunc.at writes in place
+    assert not effects.writes_first_argument("numpy.sort")  # returns a sorted copy
+    assert effects.is_in_place_method("sort")  # ... but the method sorts in place
+    assert effects.is_view_method("reshape") and effects.is_view_method("T")
+    assert not effects.is_view_method("astype")
+    assert effects.returns_view("numpy.asarray") and effects.returns_view("np.flip")
+    assert not effects.returns_view("numpy.array")  # copies by default
+
+
+# SEQ202's fix is safe only when the write analysis finds no write to the loaded array: the one place where
+# these tables decide a fix's applicability, so it is checked here case by case.
+_LOADING_CLASS = (
+    "import numpy as np\nimport keras\n\nclass Rows(keras.utils.PyDataset):\n"
+    "    def __init__(self, path, **kwargs):\n        super().__init__(**kwargs)\n        self.x = np.load(path)\n\n"
+    "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "applicability"),
+    [
+        ("        return self.x[i:i + 2] * 2\n", "safe"),
+        ("        b = self.x[i:i + 2].astype('float32')\n        b /= 255\n        return b\n", "safe"),  # a copy
+        ("        return np.clip(self.x[i], 0, 1), len(self.x)\n", "safe"),
+        ("        b = np.flip(self.x[i:i + 2])\n        b *= 2\n        return b\n", "unsafe"),  # a view
+        ("        for k, row in enumerate(self.x[i:i + 2]):\n            row[0] = k\n        return 1\n", "unsafe"),
+        ("        self.x.sort()\n        return 1\n", "unsafe"),
+        ("        np.add.at(self.x, [0], 1)\n        return 1\n", "unsafe"),
+        ("        np.clip(self.x, 0, 1, out=self.x)\n        return 1\n", "unsafe"),
+        ("        return self.augment(self.x[i])\n", "unsafe"),  # unknown code might write
+        # Helpers of the class are followed: one that only reads, one that writes into its argument.
+        ("        return self.spectrum(self.x[i:i + 2])\n\n    def spectrum(self, w):\n"
+         "        return np.log1p(np.abs(np.fft.rfft(w.reshape(len(w), -1))))\n", "safe"),
+        ("        return self.scale(self.x[i:i + 2])\n\n    def scale(self, w):\n        w /= 255\n        return w\n",
+         "unsafe"),
+    ],
+)
+def test_mmap_fix_is_safe_only_without_writes(body: str, applicability: str) -> None:
+    from seqlint.engine import get_rule, lint_source
+
+    findings = lint_source(_LOADING_CLASS + body, "rows.py", rules=[get_rule("SEQ202")])
+    assert [f.fix.applicability.value for f in findings] == [applicability]

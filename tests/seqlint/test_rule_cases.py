@@ -55,3 +55,40 @@ def test_invalid_case_reports_expected_lines(rule, case):
         assert fixed == case.fixed
         cst.parse_module(fixed)
         assert _fix_all(fixed, rule) == fixed
+
+
+def _run(source: str, runs: str):
+    namespace: dict = {"__name__": "seqlint_case"}
+    exec(compile(source, "case.py", "exec"), namespace)  # noqa: S102 - the rule's own test case
+    exec(compile(runs, "runs.py", "exec"), namespace)  # noqa: S102
+    return namespace["result"]
+
+
+def _assert_same(before, after, path="result"):
+    import numpy as np
+
+    if isinstance(before, (list, tuple)):
+        assert type(before) is type(after) and len(before) == len(after), path
+        for i, (b, a) in enumerate(zip(before, after)):
+            _assert_same(b, a, f"{path}[{i}]")
+    elif isinstance(before, np.ndarray):
+        assert isinstance(after, np.ndarray), path
+        assert (before.dtype, before.shape) == (after.dtype, after.shape), path
+        assert np.array_equal(before, after, equal_nan=True), path
+    else:
+        assert before == after, path
+
+
+def _runnable_cases():
+    for rule in all_rules():
+        for number, case in enumerate(rule.invalid):
+            if case.runs is not None and case.fixed is not None:
+                yield pytest.param(rule, case, id=f"{rule.code}-invalid-{number}")
+
+
+@pytest.mark.parametrize(("rule", "case"), list(_runnable_cases()))
+def test_fixed_case_yields_the_same_batches(rule, case):
+    """Executes the case before and after its fix on generated data (real numpy and keras)."""
+    pytest.importorskip("numpy")
+    assert _fix_all(case.source, rule) == case.fixed
+    _assert_same(_run(case.source, case.runs), _run(case.fixed, case.runs))
