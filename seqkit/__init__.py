@@ -15,6 +15,8 @@ _EXPORTS = {
     "MemmapSequence": "seqkit.memmap",
     "pack": "seqkit.pack",
     "MultiprocessSequence": "seqkit.multiprocess",
+    "WorkerError": "seqkit.multiprocess",
+    "current_rng": "seqkit.worker",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,15 +8,10 @@ once per process, on first use.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from seqlint.analysis.tables import load_data_table
 
 __all__ = [
     "is_random_call",
@@ -97,10 +92,7 @@ class _Tables:
 
 @lru_cache(maxsize=1)
 def _tables() -> _Tables:
-    # Located from this file, not through `importlib.resources.files("seqlint")`: a `tests/seqlint`
-    # directory on sys.path would otherwise be found as a namespace package of the same name.
-    text = (Path(__file__).resolve().parent.parent / "data" / "effects.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(text)
+    data = load_data_table("effects.toml")
     rng = data["global_rng"]
     io = data["io"]
     return _Tables(

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+@lru_cache(maxsize=None)
+def load_data_table(filename: str) -> dict:
+    """One TOML file of seqlint/data, parsed once per process.
+
+    Located from this file rather than through importlib.resources, so that a `tests/seqlint` folder on
+    sys.path can never be mistaken for the package.
+    """
+    return tomllib.loads((_DATA / filename).read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)
@@ -25,8 +42,7 @@ class KerasTables:
 
 @lru_cache(maxsize=None)
 def keras_tables() -> KerasTables:
-    text = resources.files("seqlint.data").joinpath("keras_bases.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(text)
+    data = load_data_table("keras_bases.toml")
     return KerasTables(
         keras3=frozenset(data["keras3"]),
         legacy=frozenset(data["legacy"]),
@@ -36,15 +52,13 @@ def keras_tables() -> KerasTables:
 
 @lru_cache(maxsize=None)
 def elementwise_numpy() -> frozenset[str]:
-    text = resources.files("seqlint.data").joinpath("numpy_elementwise.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(text)
+    data = load_data_table("numpy_elementwise.toml")
     return frozenset(data["arithmetic"]) | frozenset(data["predicates"])
 
 
 @lru_cache(maxsize=None)
 def elementwise_arithmetic() -> frozenset[str]:
-    text = resources.files("seqlint.data").joinpath("numpy_elementwise.toml").read_text(encoding="utf-8")
-    return frozenset(tomllib.loads(text)["arithmetic"])
+    return frozenset(load_data_table("numpy_elementwise.toml")["arithmetic"])
 
 
 @dataclass(frozen=True)
@@ -64,8 +78,7 @@ class PreprocessingTable:
 
 @lru_cache(maxsize=None)
 def preprocessing_table() -> PreprocessingTable:
-    text = resources.files("seqlint.data").joinpath("preprocessing.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(text)
+    data = load_data_table("preprocessing.toml")
     return PreprocessingTable(
         functions=frozenset(data["functions"]),
         function_prefixes=tuple(data["function_prefixes"]),

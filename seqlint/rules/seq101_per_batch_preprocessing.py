@@ -131,6 +131,19 @@ class Gen(Sequence):
         top = random.randint(0, 8)
         return np.stack([im[top:top + 56] for im in images]) * random.uniform(0.9, 1.1)
 """,
+        # Random brightness mixed into the data inside an element-wise call: the whole value is a new draw.
+        """
+from random import uniform
+import numpy as np
+from keras.utils import Sequence
+
+class Gen(Sequence):
+    def __getitem__(self, idx):
+        xs = []
+        for arr in self.x[idx * 8:(idx + 1) * 8]:
+            xs.append(np.clip(arr * uniform(0.8, 1.2), 0.0, 1.0))
+        return np.array(xs), np.log1p(self.x[idx] + np.random.normal(0, 0.1))
+""",
         # Index arithmetic, sizes and slicing only.
         """
 import keras
@@ -369,7 +382,12 @@ def make(images, bs):
                     message = self._call(ctx, flow, func, node, table)
                 elif isinstance(node, cst.Comparison) and len(node.comparisons) == 1:
                     message = self._threshold(ctx, flow, func, node, volatile, const_locals)
-                if message is None or _in_index(ctx, node, func) or _under_random_branch(ctx, flow, func, node):
+                if (
+                    message is None
+                    or _in_index(ctx, node, func)
+                    or _under_random_branch(ctx, flow, func, node)
+                    or _draws_random(flow, func, node)
+                ):
                     continue
                 skip.update(id(n) for n in walk(node))
                 from_file = FILE in flow.taint(func, node)
@@ -526,6 +544,22 @@ def _in_index(ctx, node, func) -> bool:
             return False
         if isinstance(ancestor, cst.SubscriptElement):
             return True
+    return False
+
+
+def _draws_random(flow, func, node) -> bool:
+    """Whether a random draw feeds `node` directly (`np.clip(x * uniform(0.8, 1.2), 0, 1)`): the value
+    differs every epoch, so caching it would freeze the augmentation. Indices are skipped (a random
+    row of preprocessed data is still preprocessed data), and so is data augmented earlier and only
+    named here (`x / 255.` after `x = x + noise` is a deterministic step of its own)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, cst.SubscriptElement):
+            continue
+        if current is not node and isinstance(current, (cst.Name, cst.Call)) and _random_only(flow.taint(func, current)):
+            return True
+        stack.extend(current.children)
     return False
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import NamedTuple
+
 import libcst as cst
 
 from seqlint.analysis.hotpath import Phase, walk
-from seqlint.findings import Applicability
+from seqlint.findings import Applicability, Fix
 from seqlint.fixes import insert_lines_after, insert_lines_before, make_fix, replace
+from seqlint.noqa import parse_noqa
 from seqlint.rules.base import Invalid, Rule
 
 _GROWERS = {
@@ -56,8 +60,9 @@ For `np.append`, `np.concatenate`, `np.vstack` and `np.hstack` the fix collects 
 (starting with the array's value before the loop) and joins them once after the loop. It is **safe**:
 joining all pieces at once gives the same array (values, shape and dtype) as joining them one at a
 time. It is offered only when the array is a local variable read nowhere else in the loop (nor by a
-`return` inside it), so no iteration can observe the partial array. `np.stack` adds an axis per call
-and has no fix.
+`return` inside it), so no iteration can observe the partial array. Arrays grown in the same loop are
+rewritten by one fix, their joins after the loop in the order they are grown. `np.stack` adds an axis
+per call and has no fix.
 """
 
     valid = [
@@ -239,6 +244,80 @@ from types import SimpleNamespace as F
 result = [Gen([F(label=1), F(label=[2, 3]), F(label=4.5)]).y, gather([])]
 """,
         ),
+        # Two arrays grown in one loop: one fix, whose lines before and after the loop keep source order.
+        Invalid(
+            """import numpy as np
+from keras.utils import PyDataset
+
+
+class Pairs(PyDataset):
+    def __getitem__(self, idx):
+        feats = np.empty((0, 2), dtype=np.float32)
+        labels = np.array([], dtype=np.int64)
+        for i in self.index[idx]:
+            feats = np.vstack([feats, self.x[i]])
+            labels = np.append(labels, self.y[i])
+        return feats, labels
+""",
+            expected=[(10, 21), (11, 22)],
+            fixed="""import numpy as np
+from keras.utils import PyDataset
+
+
+class Pairs(PyDataset):
+    def __getitem__(self, idx):
+        feats = np.empty((0, 2), dtype=np.float32)
+        labels = np.array([], dtype=np.int64)
+        feats_parts = [feats]
+        labels_parts = [np.ravel(labels)]
+        for i in self.index[idx]:
+            feats_parts.append(self.x[i])
+            labels_parts.append(np.ravel(self.y[i]))
+        feats = np.vstack(feats_parts)
+        labels = np.concatenate(labels_parts)
+        return feats, labels
+""",
+            runs="""
+import numpy as np
+gen = Pairs.__new__(Pairs)
+gen.x = np.arange(10, dtype=np.float32).reshape(5, 2)
+gen.y = np.array([3, 1, 4, 1, 5], dtype=np.int64)
+gen.index = [[0, 2, 4], [1], []]
+result = [gen[i] for i in range(3)]
+""",
+        ),
+        # The loop's fix leaves an array whose line has `# noqa` as written.
+        Invalid(
+            """import numpy as np
+from keras.utils import PyDataset
+
+
+class Gen(PyDataset):
+    def __getitem__(self, idx):
+        kept = np.zeros(0)
+        fixed = np.zeros(0)
+        for i in self.index[idx]:
+            kept = np.append(kept, i)  # noqa: SEQ103 - kept on purpose
+            fixed = np.append(fixed, i)
+        return kept, fixed
+""",
+            expected=[10, 11],
+            fixed="""import numpy as np
+from keras.utils import PyDataset
+
+
+class Gen(PyDataset):
+    def __getitem__(self, idx):
+        kept = np.zeros(0)
+        fixed = np.zeros(0)
+        fixed_parts = [np.ravel(fixed)]
+        for i in self.index[idx]:
+            kept = np.append(kept, i)  # noqa: SEQ103 - kept on purpose
+            fixed_parts.append(np.ravel(i))
+        fixed = np.concatenate(fixed_parts)
+        return kept, fixed
+""",
+        ),
         # np.stack grows a dimension every call: reported, no fix.
         Invalid(
             """import numpy as np
@@ -256,28 +335,72 @@ class Gen(PyDataset):
     def check(self, ctx):
         for phase in (Phase.BATCH, Phase.EPOCH, Phase.ONCE):
             for func, _seq, _path in ctx.functions_in_phase(phase):
-                for node in walk(func.body):
-                    if not (isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.Call)):
-                        continue
-                    call = node.value
-                    qual = ctx.qualified_name(call.func)
-                    if qual not in _GROWERS:
-                        continue
-                    target = ctx.code(node.targets[0].target)
-                    if not _grows(ctx, call, qual, target):
-                        continue
-                    loop = _innermost_loop(ctx, node, func)
-                    if loop is None:
-                        continue
-                    short = qual.rsplit(".", 1)[1]
-                    yield ctx.report(
-                        self,
-                        call,
-                        f"`np.{short}` grows `{target}` inside a loop on {_PHASE_WORDS[phase]}: "
-                        "each iteration copies everything gathered so far",
-                        fix=_fix(ctx, node, call, short, target, loop, func),
-                        hint="append the pieces to a list and join them once after the loop",
-                    )
+                yield from _check_function(self, ctx, func, phase)
+
+
+def _check_function(rule, ctx, func, phase):
+    findings, growths = [], []
+    reserved = {n.value for n in walk(func) if isinstance(n, cst.Name)}
+    for node in walk(func.body):
+        if not (isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.Call)):
+            continue
+        call = node.value
+        qual = ctx.qualified_name(call.func)
+        if qual not in _GROWERS:
+            continue
+        target = ctx.code(node.targets[0].target)
+        if not _grows(ctx, call, qual, target):
+            continue
+        loop = _innermost_loop(ctx, node, func)
+        if loop is None:
+            continue
+        short = qual.rsplit(".", 1)[1]
+        findings.append(ctx.report(
+            rule,
+            call,
+            f"`np.{short}` grows `{target}` inside a loop on {_PHASE_WORDS[phase]}: "
+            "each iteration copies everything gathered so far",
+            hint="append the pieces to a list and join them once after the loop",
+        ))
+        growths.append(_plan(ctx, node, call, short, target, loop, func, reserved))
+    yield from _with_fixes(ctx, findings, growths)
+
+
+class _Growth(NamedTuple):
+    """How one array grown in a loop becomes a list of pieces joined once after it."""
+
+    loop: cst.BaseCompoundStatement
+    assign: cst.Assign
+    parts: str  # the list's name
+    seed: str  # before the loop: `<parts> = [<array>]`
+    append: str  # replaces the growing assignment
+    join: str  # after the loop: `<array> = np.<join>(<parts>)`
+
+
+def _with_fixes(ctx, findings, growths):
+    """Attach one fix per loop, covering every fixable array grown in it.
+
+    Arrays grown in one loop all need a line before it and a line after it. Separate fixes would
+    insert those lines at the same two points, and whichever the runner applied second would land
+    in front of the first; one fix lists them in source order. Every finding of the loop carries that
+    same fix (identical edits are applied once). An array whose line has a `# noqa` is left as written.
+    """
+    by_loop: dict[int, list[tuple[int, _Growth]]] = {}
+    directives = None
+    for index, growth in enumerate(growths):
+        if growth is None:
+            continue
+        if directives is None:
+            directives = parse_noqa(ctx.source)
+        if not directives.suppresses(findings[index]):
+            by_loop.setdefault(id(growth.loop), []).append((index, growth))
+    fixes: dict[int, Fix] = {}
+    for members in by_loop.values():
+        members.sort(key=lambda member: (findings[member[0]].location.row, findings[member[0]].location.column))
+        fix = _fix(ctx, [growth for _, growth in members])
+        fixes.update((index, fix) for index, _ in members)
+    for index, finding in enumerate(findings):
+        yield dataclasses.replace(finding, fix=fixes[index]) if index in fixes else finding
 
 
 def _positional(call: cst.Call) -> list[cst.BaseExpression]:
@@ -305,7 +428,8 @@ def _innermost_loop(ctx, node, func):
     return None
 
 
-def _fix(ctx, assign, call, short, target, loop, func):
+def _plan(ctx, assign, call, short, target, loop, func, reserved: set[str]) -> _Growth | None:
+    """The rewrite of one growing assignment, or None when the fix could change what the code does."""
     if short not in _COMPOSABLE or not isinstance(assign.targets[0].target, cst.Name):
         return None
     if not isinstance(call.func, cst.Attribute) or loop.orelse is not None:
@@ -336,21 +460,34 @@ def _fix(ctx, assign, call, short, target, loop, func):
         piece = elements[1].value
         axis = keywords.get("axis")
         final_fn = short
-    names = {n.value for n in walk(func) if isinstance(n, cst.Name)}
     parts = f"{target}_parts"
-    while parts in names:
+    while parts in reserved:
         parts += "_"
+    reserved.add(parts)  # a second array in the function must not pick the same name
     flatten = short == "append" and axis is None
     first = f"{numpy}.ravel({target})" if flatten else target
     piece_text = f"{numpy}.ravel({ctx.code(piece)})" if flatten else ctx.code(piece)
     axis_text = f", axis={ctx.code(axis)}" if axis is not None and ctx.code(axis) != "None" else ""
+    return _Growth(
+        loop,
+        assign,
+        parts,
+        seed=f"{parts} = [{first}]",
+        append=f"{parts}.append({piece_text})",
+        join=f"{target} = {numpy}.{final_fn}({parts}{axis_text})",
+    )
+
+
+def _fix(ctx, growths: list[_Growth]) -> Fix:
+    loop = growths[0].loop
+    names = ", ".join(f"`{g.parts}`" for g in growths)
     return make_fix(
         Applicability.SAFE,
-        f"Collect the pieces in `{parts}` and join them once after the loop",
+        f"Collect the pieces in {names} and join them once after the loop",
         [
-            insert_lines_before(ctx, loop, [f"{parts} = [{first}]"]),
-            replace(ctx, assign, f"{parts}.append({piece_text})"),
-            insert_lines_after(ctx, loop, [f"{target} = {numpy}.{final_fn}({parts}{axis_text})"]),
+            insert_lines_before(ctx, loop, [g.seed for g in growths]),
+            *(replace(ctx, g.assign, g.append) for g in growths),
+            insert_lines_after(ctx, loop, [g.join for g in growths]),
         ],
     )
 

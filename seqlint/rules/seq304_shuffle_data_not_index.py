@@ -15,6 +15,8 @@ from seqlint.rules.base import Invalid, Rule
 # Attribute names that say "I am an order, not the data".
 _INDEX_NAME = re.compile(r"(^|_)(idx|idxs|index|indexes|indices|ind|inds|perm|permutation|order|ordering|ids|positions|keys)($|_)")
 _INDEX_SOURCES = {"numpy.arange", "range", "numpy.random.permutation"}
+# pandas row accessors: `self.df.loc[order]` is the frame reordered like `self.x[order]`.
+_ROW_ACCESSORS = {"loc", "iloc"}
 _SHUFFLE_FUNCTIONS = {"numpy.random.shuffle", "random.shuffle", "numpy.random.permutation", "sklearn.utils.shuffle"}
 
 _HEAD = "import numpy as np\nimport keras\n\nclass Data(keras.utils.PyDataset):\n"
@@ -84,6 +86,11 @@ samples within an epoch changes.
         "    def __len__(self):\n        return 1\n",
         # Filtering by a mask in __init__ is not a permutation.
         _HEAD + _INIT.replace("        self.x, self.y = x, y\n", "        self.x, self.y = x, y\n        keep = self.y >= 0\n        self.x = self.x[keep]\n") + _TAIL,
+        # The data frame's labels copied into a local list and shuffled: an order, kept as the index.
+        "from random import shuffle\nfrom keras.utils import Sequence\n\nclass Tab(Sequence):\n"
+        "    def __init__(self, df, **kwargs):\n        super().__init__(**kwargs)\n        self.df = df\n\n"
+        "    def on_epoch_end(self):\n        rows = list(self.df.index)\n        shuffle(rows)\n        self.batches = rows\n\n"
+        "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.df.loc[self.batches[i]]\n",
         # Not a Keras Sequence.
         "import numpy as np\n\nclass Pool:\n    def on_epoch_end(self):\n        np.random.shuffle(self.x)\n",
     ]
@@ -118,6 +125,15 @@ samples within an epoch changes.
             "        perm = np.random.permutation(len(x))\n        self.x, self.y = x[perm], y[perm]\n\n"
             "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.x[i], self.y[i]\n",
             expected=[8],
+        ),
+        # The frame reordered through pandas' accessors with a shuffled copy of its labels, every epoch.
+        Invalid(
+            "from random import shuffle\nimport numpy as np\nfrom keras.utils import Sequence\n\nclass Tab(Sequence):\n"
+            "    def __init__(self, df, meta, **kwargs):\n        super().__init__(**kwargs)\n        self.df, self.meta = df, meta\n\n"
+            "    def on_epoch_end(self):\n        rows = list(self.df.index)\n        shuffle(rows)\n        self.df = self.df.loc[rows]\n"
+            "        p = np.random.permutation(len(self.meta))\n        self.meta = self.meta.iloc[p]\n\n"
+            "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.df.iloc[i], self.meta.iloc[i]\n",
+            expected=[(13, 9), 15],
         ),
         # sklearn's shuffle once in __init__, via a helper; pandas' sample(frac=1).
         Invalid(
@@ -238,7 +254,9 @@ def _random_orders(ctx, func: cst.FunctionDef) -> set[str]:
                 names.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
         elif isinstance(node, cst.Call) and node.args and isinstance(node.args[0].value, cst.Name):
             func_node = node.func
-            if isinstance(func_node, cst.Attribute) and func_node.attr.value == "shuffle":
+            if (isinstance(func_node, cst.Attribute) and func_node.attr.value == "shuffle") or ctx.qualified_name(
+                node
+            ) in ("numpy.random.shuffle", "random.shuffle"):  # `from random import shuffle`
                 names.add(node.args[0].value.value)
     return names
 
@@ -280,6 +298,8 @@ def _pairs(target: cst.BaseExpression, value: cst.BaseExpression) -> list[tuple]
 
 
 def _is_data(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.Attribute) and expr.attr.value in _ROW_ACCESSORS:
+        expr = expr.value  # self.df.loc[order] reorders self.df
     return _self_attr(expr) is not None or isinstance(expr, cst.Name)
 
 
@@ -328,6 +348,8 @@ def _mentions_data(ctx, expr: cst.CSTNode, index_attrs: set[str]) -> bool:
         node = stack.pop()
         if isinstance(node, cst.Call) and ctx.qualified_name(node) == "len":
             continue
+        if isinstance(node, cst.Attribute) and _self_attr(node.value) is not None and _INDEX_NAME.search(node.attr.value):
+            continue  # `list(self.df.index)`: the frame's labels are an order, not its rows
         attr = _self_attr(node)
         if attr is not None:
             if attr not in index_attrs:
