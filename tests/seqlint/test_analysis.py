@@ -14,8 +14,9 @@ import pytest
 from seqlint.analysis import Phase, ProjectIndex
 from seqlint.analysis.hotpath import walk
 from seqlint.engine import ParseError, build_context, get_rule, lint_source
-from seqlint.findings import Edit, Location
-from seqlint.fixes import apply_edits, apply_fixes, ensure_import
+from seqlint.findings import Applicability, Fix
+from seqlint.fixes import ensure_import
+from seqlint.runner import apply_fixes
 
 GETITEM = """
     def __getitem__(self, i):
@@ -281,15 +282,6 @@ def test_modules_without_sequence_only_run_module_wide_rules():
     assert lint_source("", "empty.py") == []
 
 
-def test_apply_edits_and_overlaps():
-    source = "a = 1\nb = 2\n"
-    edits = [Edit("x", Location(1, 1), Location(1, 2)), Edit("# top\n", Location(1, 1), Location(1, 1))]
-    assert apply_edits(source, edits) == "# top\nx = 1\nb = 2\n"
-    assert apply_edits(source, [Edit("y", Location(2, 1), Location(2, 2))]) == "a = 1\ny = 2\n"
-    with pytest.raises(ValueError, match="overlapping"):
-        apply_edits(source, [Edit("p", Location(1, 1), Location(1, 4)), Edit("q", Location(1, 3), Location(1, 5))])
-
-
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
@@ -303,7 +295,7 @@ def test_apply_edits_and_overlaps():
 def test_ensure_import(source, expected):
     ctx = build_context(source, "m.py")
     edit = ensure_import(ctx, "math")
-    assert (apply_edits(source, [edit]) if edit else source) == expected
+    assert (apply_fixes(source, [Fix(Applicability.SAFE, "add import", (edit,))])[0] if edit else source) == expected
 
 
 def test_fixes_of_one_file_apply_together_once_each():

@@ -11,7 +11,7 @@ import libcst as cst
 import pytest
 
 from seqlint.engine import all_rules, lint_source
-from seqlint.fixes import apply_fixes
+from seqlint.runner import apply_fixes  # the applier `seqlint fix` uses
 
 
 def _cases(kind: str):
