@@ -14,6 +14,8 @@ _EXPORTS = {
     "PreprocessedSequence": "seqkit.preprocess",
     "MemmapSequence": "seqkit.memmap",
     "pack": "seqkit.pack",
+    "ImageFolder": "seqkit.pack",
+    "Chunks": "seqkit.pack",
     "MultiprocessSequence": "seqkit.multiprocess",
     "WorkerError": "seqkit.multiprocess",
     "current_rng": "seqkit.worker",
