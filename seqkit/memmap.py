@@ -7,8 +7,6 @@ of the map (never a view), so nothing handed to Keras keeps a file open or chang
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from seqkit.base import BatchSequence
@@ -21,19 +19,6 @@ class MemmapSequence(BatchSequence):
     read in ascending file order. `**kwargs` (workers, use_multiprocessing, max_queue_size) go to Keras;
     in worker processes started by spawn or forkserver the files are mapped again, not copied.
     """
-
-    def __init__(
-        self,
-        x: Any,
-        y: Any = None,
-        *,
-        batch_size: int = 32,
-        shuffle: bool = False,
-        seed: int | None = None,
-        drop_remainder: bool = False,
-        **kwargs,
-    ):
-        super().__init__(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder, **kwargs)
 
     def _take(self, array: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
         if isinstance(rows, slice):

@@ -75,13 +75,23 @@ def ensure_import(ctx, module_name: str) -> Edit | None:
     return insert(line_start(row), f"import {module_name}\n")
 
 
+def is_docstring(stmt: cst.CSTNode) -> bool:
+    """A statement that is only a string literal: a module, class or function docstring when first."""
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
+
+
 def _is_docstring_or_future(stmt: cst.CSTNode) -> bool:
+    if is_docstring(stmt):
+        return True
     if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
         return False
     small = stmt.body[0]
-    return (isinstance(small, cst.Expr) and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString))) or (
-        isinstance(small, cst.ImportFrom) and isinstance(small.module, cst.Name) and small.module.value == "__future__"
-    )
+    return isinstance(small, cst.ImportFrom) and isinstance(small.module, cst.Name) and small.module.value == "__future__"
 
 
 def make_fix(applicability: Applicability, message: str, edits: Iterable[Edit | None]) -> Fix:

@@ -14,7 +14,7 @@ from seqlint.analysis.effects import (
 )
 from seqlint.analysis.hotpath import Phase, walk
 from seqlint.findings import Applicability, Edit, Finding, Fix, Location
-from seqlint.fixes import ensure_import, indentation_of, insert_lines_after, insert_lines_before
+from seqlint.fixes import ensure_import, indentation_of, insert_lines_after, insert_lines_before, is_docstring
 from seqlint.rules.base import Invalid, Rule
 
 # Attributes the fix adds: the entropy generators are derived from, and the epoch they are drawn in.
@@ -394,18 +394,9 @@ def _numpy_name(ctx) -> str | None:
 
 def _first_statement_after_docstring(body: cst.IndentedBlock) -> cst.CSTNode | None:
     statements = list(body.body)
-    if statements and _is_docstring(statements[0]):
+    if statements and is_docstring(statements[0]):
         statements = statements[1:]
     return statements[0] if statements else None
-
-
-def _is_docstring(stmt: cst.CSTNode) -> bool:
-    return (
-        isinstance(stmt, cst.SimpleStatementLine)
-        and len(stmt.body) == 1
-        and isinstance(stmt.body[0], cst.Expr)
-        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
-    )
 
 
 def _source_between(ctx, start: Location, end: Location) -> str:

@@ -8,6 +8,7 @@ import libcst as cst
 
 from seqlint.analysis.names import dotted_name
 from seqlint.findings import Applicability, Edit, Finding, Fix, Location
+from seqlint.fixes import is_docstring
 from seqlint.rules.base import Invalid, Rule
 
 _WORKER_ARGS = {"workers", "use_multiprocessing", "max_queue_size"}
@@ -221,7 +222,7 @@ def _append_call_arg(ctx, call: cst.Call, text: str) -> Edit:
 def _insert_first_statement(ctx, body: cst.IndentedBlock, code: str) -> Edit:
     """Insert `code` as the first statement of `body`, after its docstring if it has one."""
     statements = list(body.body)
-    index = 1 if statements and _is_docstring(statements[0]) else 0
+    index = 1 if statements and is_docstring(statements[0]) else 0
     lines = ctx.source.splitlines(keepends=True)
     if index < len(statements):
         start = ctx.position(statements[index])[0]
@@ -235,12 +236,3 @@ def _insert_first_statement(ctx, body: cst.IndentedBlock, code: str) -> Edit:
     row = doc_end.row
     end_of_line = Location(row, len(lines[row - 1].rstrip("\r\n")) + 1)
     return Edit(f"\n{indent}{code}", end_of_line, end_of_line)
-
-
-def _is_docstring(stmt: cst.CSTNode) -> bool:
-    return (
-        isinstance(stmt, cst.SimpleStatementLine)
-        and len(stmt.body) == 1
-        and isinstance(stmt.body[0], cst.Expr)
-        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
-    )
