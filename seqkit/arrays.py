@@ -6,7 +6,6 @@ argument (`x['image']`, `y[1]`) or the file and says what is wrong, before any w
 
 from __future__ import annotations
 
-import mmap
 import os
 from typing import Any
 
@@ -79,23 +78,3 @@ def check_batch_size(batch_size: Any) -> int:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     return int(batch_size)
 
-
-_HUGE_BYTES = 8 << 20
-
-
-def allocate(shape: tuple[int, ...], dtype) -> np.ndarray:
-    """An uninitialised array for a large result, backed by transparent huge pages where Linux has them.
-
-    Filling a freshly allocated array costs one page fault per 4 KiB; on virtual machines that is most of
-    the time of a preprocess-once build (0.5 s for 245 MB here, against 0.02 s with 2 MiB pages).
-    """
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes < _HUGE_BYTES or not hasattr(mmap, "MADV_HUGEPAGE"):
-        return np.empty(shape, dtype)
-    buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    try:
-        buffer.madvise(mmap.MADV_HUGEPAGE)
-    except OSError:
-        pass  # kernels without THP still give a working, if slower to fill, buffer
-    return np.frombuffer(buffer, dtype=dtype, count=nbytes // dtype.itemsize).reshape(shape)

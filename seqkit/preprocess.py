@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from seqkit.arrays import allocate, common_length, leaf_names, load_structure
+from seqkit.arrays import common_length, leaf_names, load_structure
 from seqkit.fingerprint import array_digest, function_digest
 from seqkit.progress import LazyProgress
 from seqkit.structure import TreeDef, flatten, unflatten
@@ -278,7 +278,7 @@ class _MemorySink:
         self.treedef: TreeDef | None = None
 
     def _allocate(self, leaf: np.ndarray) -> np.ndarray:
-        return allocate((self.n, *leaf.shape[1:]), leaf.dtype)
+        return np.empty((self.n, *leaf.shape[1:]), dtype=leaf.dtype)
 
     def write(self, start: int, stop: int, leaves: list[np.ndarray], treedef: TreeDef, name: str) -> None:
         if self.arrays is None:
