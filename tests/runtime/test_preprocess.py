@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def test_result_equals_applying_the_function_to_everything():
     x = np.random.default_rng(0).normal(size=(1000, 5))
     out = preprocess_once(lambda b: np.tanh(b) * 2, x, chunk_size=64)
     np.testing.assert_allclose(out, np.tanh(x) * 2)
+
+
+def test_in_memory_result_is_read_only_and_releases_its_memory_file():
+    x = np.arange(5000 * 7, dtype=np.int32).reshape(5000, 7)
+    open_before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    out = preprocess_once(lambda rows: rows * 3, x, chunk_size=333)
+    np.testing.assert_array_equal(out, x * 3)
+    assert out.shape == (5000, 7) and out.dtype == np.int32
+    with pytest.raises(ValueError):
+        out[0, 0] = 1  # like a reused cache: the preprocessed data is never changed behind the model's back
+    del out  # the map (and the descriptor it holds, as any memmap does) lives exactly as long as the result
+    gc.collect()
+    if open_before is not None:
+        assert len(os.listdir("/proc/self/fd")) == open_before
 
 
 def test_cache_is_reused_without_recomputing(tmp_path):
