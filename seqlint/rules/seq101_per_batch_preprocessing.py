@@ -9,7 +9,7 @@ from seqlint.analysis.hotpath import walk
 from seqlint.analysis import effects
 from seqlint.analysis.tables import elementwise_arithmetic, preprocessing_table
 from seqlint.findings import Applicability, Edit
-from seqlint.fixes import ensure_import, indentation_of, insert, line_start, make_fix, replace
+from seqlint.fixes import ensure_import, indentation_of, insert, is_docstring, line_start, make_fix, replace
 from seqlint.rules.base import Invalid, Rule
 
 _THRESHOLD_OPS = (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)
@@ -72,7 +72,23 @@ ds = seqkit.PreprocessedSequence(
 or compute `self.x = seqkit.preprocess_once(fn, x)` in `__init__` and only slice in `__getitem__`.
 
 ## Fix safety
-The fix hoists the preprocessing into `__init__`: for `x = self.data[s]` (or `self.data[s]` itself)
+Three fixes, tried in this order. All three are **safe** only when the preprocessing is proven
+row-wise and deterministic: straight-line NumPy over the batch where every step keeps one result
+per row (element-wise operators and ufuncs with settings, `astype`, `copy`, reductions and FFTs
+over axes other than the first, `x[:, ...]` indexing, `reshape(len(x), ...)`, `x @ W` on a batch
+of rank 2 or more, `to_categorical(y, num_classes=...)`), reading only literals, module names and
+attributes set in `__init__` and never changed per batch or epoch, and never writing into the
+caller's batch. A loop `for i in range(len(b)): t[i] = E(b[i])` (or over `enumerate(b)`) with an
+element-wise `E` becomes `t[:] = E(b)` on the way.
+
+1. **Rebase**: when the class holds only data, a batch size and settings, `__len__` is
+   `ceil(len(self.x) / self.batch_size)` and `__getitem__` slices batch `idx` of x and y, preprocesses
+   one of them and returns both, the class is rebased on `seqkit.PreprocessedSequence` with a
+   `preprocess_x`/`preprocess_y` method holding the steps; the slicing boilerplate goes away.
+2. **Helper hoist**: when per-batch code only ever passes a dataset attribute, sliced, to one helper
+   (a method or module function), `self.data = seqkit.preprocess_once(helper, self.data)` is added to
+   `__init__` and the call is replaced by the slice.
+3. **Expression hoist**: otherwise, for `x = self.data[s]` (or `self.data[s]` itself)
 feeding one preprocessing expression `E(x)` in `__getitem__` or a method it calls, it appends
 `self.data = seqkit.preprocess_once(lambda rows: E(rows), self.data)` to `__init__` (adding
 `import seqkit`) and leaves `x` in place of `E(x)`. It is offered only when `E` uses nothing but the
@@ -319,6 +335,117 @@ gen = Doubler(np.arange(30, dtype=np.int64).reshape(10, 3), 4)
 result = [gen[i] for i in range(len(gen))]
 """,
         ),
+        # The plain slice-then-preprocess class, proven row-wise (a reduction over axis 1 keeps one value
+        # per row): rebased on PreprocessedSequence, its slicing boilerplate gone.
+        Invalid(
+            """import numpy as np
+import keras
+
+
+class Windows(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size=8, gain=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.x = x
+        self.y = y
+        self.batch_size = batch_size
+        self.gain = gain
+
+    def __len__(self):
+        return int(np.ceil(len(self.x) / self.batch_size))
+
+    def __getitem__(self, idx):
+        batch_x = self.x[idx * self.batch_size:(idx + 1) * self.batch_size]
+        batch_y = self.y[idx * self.batch_size:(idx + 1) * self.batch_size]
+        # each window scaled by its own peak
+        peak = np.abs(batch_x).max(axis=1, keepdims=True)
+        return self.gain * batch_x / np.maximum(peak, 1e-6), batch_y
+""",
+            expected=[(20, 16), (21, 16)],
+            fixed="""import numpy as np
+import keras
+import seqkit
+
+
+class Windows(seqkit.PreprocessedSequence):
+    def __init__(self, x, y, batch_size=8, gain=2.0, **kwargs):
+        self.gain = gain
+        super().__init__(x, y, batch_size=batch_size, preprocess=self.preprocess_x, **kwargs)
+
+    def preprocess_x(self, batch_x):
+        # each window scaled by its own peak
+        peak = np.abs(batch_x).max(axis=1, keepdims=True)
+        return self.gain * batch_x / np.maximum(peak, 1e-6)
+""",
+            runs="""
+import numpy as np
+gen = Windows(np.arange(40.0).reshape(10, 4) - 20.0, np.arange(10), batch_size=4)
+result = [gen[i] for i in range(len(gen))]
+""",
+        ),
+        # Helpers proven row-wise (a window with literal defaults; a threshold loop over rows, vectorised on
+        # the way): each is hoisted whole into preprocess_once and the call becomes the slice.
+        Invalid(
+            """import numpy as np
+from keras.utils import PyDataset
+
+LOW, HIGH = -1000.0, 400.0
+
+
+def window(volumes, lo=LOW, hi=HIGH):
+    v = np.clip(volumes.astype(np.float32), lo, hi)
+    return ((v - lo) / (hi - lo))[..., np.newaxis]
+
+
+class Scans(PyDataset):
+    def __init__(self, x, masks, bs, cut=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.masks, self.bs, self.cut = x, masks, bs, cut
+
+    def _binarize(self, masks):
+        out = np.empty(masks.shape, dtype=np.float32)
+        for i, m in enumerate(masks):
+            out[i] = m > self.cut
+        return out
+
+    def __getitem__(self, idx):
+        sl = slice(idx * self.bs, (idx + 1) * self.bs)
+        return window(self.x[sl]), self._binarize(self.masks[sl])
+""",
+            expected=[(8, 9), (9, 13), (20, 22)],
+            fixed="""import numpy as np
+from keras.utils import PyDataset
+import seqkit
+
+LOW, HIGH = -1000.0, 400.0
+
+
+def window(volumes, lo=LOW, hi=HIGH):
+    v = np.clip(volumes.astype(np.float32), lo, hi)
+    return ((v - lo) / (hi - lo))[..., np.newaxis]
+
+
+class Scans(PyDataset):
+    def __init__(self, x, masks, bs, cut=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.masks, self.bs, self.cut = x, masks, bs, cut
+        self.x = seqkit.preprocess_once(window, self.x)
+        self.masks = seqkit.preprocess_once(self._binarize, self.masks)
+
+    def _binarize(self, masks):
+        out = np.empty(masks.shape, dtype=np.float32)
+        out[:] = masks > self.cut
+        return out
+
+    def __getitem__(self, idx):
+        sl = slice(idx * self.bs, (idx + 1) * self.bs)
+        return self.x[sl], self.masks[sl]
+""",
+            runs="""
+import numpy as np
+gen = Scans(np.arange(-1200, 600, 30, dtype=np.int16).reshape(15, 4), np.linspace(0, 1, 30).reshape(15, 2), 4)
+result = [gen[i] for i in range(4)]
+""",
+        ),
         # Data read from files: SEQ201 reports line 8, SEQ101 the steps on lines 9, 10 and 14.
         Invalid(
             """import cv2
@@ -367,6 +494,7 @@ def make(images, bs):
     def check(self, ctx):
         flow = ctx.dataflow
         table = preprocessing_table()
+        rebases: dict[int, object] = {}
         for func, seq, path in flow.placements:
             volatile = flow.volatile_attrs(seq)
             const_locals = _constant_locals(ctx, flow, func, volatile)
@@ -395,7 +523,14 @@ def make(images, bs):
                     self,
                     node,
                     f"{message} on every batch (in {where}); do it once",
-                    fix=None if from_file else hoist_fix(ctx, seq, func, node, volatile),
+                    fix=None if from_file else (
+                        _cached_rebase(rebases, ctx, seq)
+                        or (
+                            _cached_helper_hoist(rebases, ctx, seq, func, volatile)
+                            if func is not seq.methods.get("__getitem__") else None
+                        )
+                        or hoist_fix(ctx, seq, func, node, volatile)
+                    ),
                     hint=_FILE_HINT if from_file else _MEMORY_HINT,
                 )
 
@@ -802,3 +937,755 @@ def _numpy_assigned(ctx, init, attr: str) -> bool:
             qual = ctx.qualified_name(node.value) if isinstance(node.value, cst.Call) else None
             return bool(qual and qual.startswith("numpy."))
     return False
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rebase on seqkit.PreprocessedSequence, and the row-wise proof that makes it safe.
+
+_REDUCTIONS = frozenset({"mean", "std", "var", "sum", "prod", "min", "max", "any", "all"})
+_NUMPY_REDUCTIONS = frozenset(
+    {"numpy.mean", "numpy.std", "numpy.var", "numpy.sum", "numpy.min", "numpy.max", "numpy.median",
+     "numpy.percentile", "numpy.quantile"}
+)
+# Transforms along one axis (default the last): row-wise when that axis is not the first.
+_AXIS_TRANSFORMS = frozenset({"numpy.fft.fft", "numpy.fft.rfft", "numpy.fft.ifft", "numpy.fft.irfft"})
+# State of seqkit.PreprocessedSequence and keras PyDataset that a kept setting must not overwrite.
+_BASE_ATTRIBUTES = frozenset({
+    "batch_size", "drop_remainder", "epoch", "n", "num_samples", "order", "seed", "shuffle", "batch_rows",
+    "set_epoch", "on_epoch_end", "on_epoch_begin", "workers", "use_multiprocessing", "max_queue_size",
+    "num_batches", "preprocess_x", "preprocess_y",
+})
+_LIKE = {"numpy.empty_like": False, "numpy.zeros_like": True, "numpy.ones_like": True}
+# Calls that add one trailing axis per row and read nothing else of the batch (when the class count is given).
+_ONE_HOT = {"keras.utils.to_categorical": "num_classes", "tensorflow.keras.utils.to_categorical": "num_classes"}
+_ELEMENTWISE_OPS = (
+    cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.FloorDivide, cst.Modulo, cst.Power,
+    cst.BitAnd, cst.BitOr, cst.BitXor,
+)
+
+
+class _Rows:
+    """What is known of a value derived row by row from the batch: its rank relative to the batch's
+    (`delta`, None when unknown), a lower bound of its rank, whether it is a fresh array (writing into
+    it touches no user data) and whether every element has been written."""
+
+    def __init__(self, delta, low, owned, filled=True):
+        self.delta, self.low, self.owned, self.filled = delta, low, owned, filled
+
+
+class _RowWiseProof:
+    """Proves that a straight-line function of one batch computes each output row from its input row
+    alone, deterministically: then applying it to the whole array at once gives the same rows."""
+
+    def __init__(self, ctx, param: str, const_attrs: set[str]):
+        self.ctx = ctx
+        self.env: dict[str, _Rows] = {param: _Rows(0, 1, owned=False)}
+        self.fixed: set[str] = set()
+        self.const_attrs = const_attrs
+
+    def statements(self, body) -> bool:
+        return all(self.statement(stmt) for stmt in body)
+
+    def statement(self, stmt) -> bool:
+        if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+            return False
+        small = stmt.body[0]
+        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+            return False
+        target = small.targets[0].target
+        if isinstance(target, cst.Name):
+            rows = self.rows(small.value)
+            self.fixed.discard(target.value)
+            self.env.pop(target.value, None)
+            if rows is not None:
+                self.env[target.value] = rows
+                return True
+            if self.is_fixed(small.value):
+                self.fixed.add(target.value)
+                return True
+            return False
+        if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and _in_place_target(
+            target, target.value.value
+        ):
+            dest = self.env.get(target.value.value)
+            if dest is None or not dest.owned:
+                return False  # writing into the caller's batch would change the data itself
+            rows = self.rows(small.value)
+            if rows is None:
+                if not self.is_fixed(small.value):
+                    return False
+            elif rows.delta is None or rows.delta != dest.delta:
+                return False
+            dest.filled = True
+            return True
+        if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
+            return self.column_update(target, small.value)
+        return False
+
+    def column_update(self, target, value) -> bool:
+        """`m[:, 0] = (m[:, 0] - MEAN) / STD`: the view computed from itself and settings alone stays
+        row-wise, whatever its shape."""
+        dest = self.env.get(target.value.value)
+        if dest is None or not dest.owned or not dest.filled or self.rows(target) is None:
+            return False
+        view = "__seqlint_view__"
+        code = self.ctx.module.code_for_node(target)
+
+        class _View(cst.CSTTransformer):
+            def leave_Subscript(self, original, updated):
+                return cst.Name(view) if cst.Module([]).code_for_node(original) == code else updated
+
+        self.env[view] = _Rows(0, 1, owned=False)
+        try:
+            rows = self.rows(value.visit(_View()))
+        finally:
+            del self.env[view]
+        return rows is not None and rows.delta == 0
+
+    def rows(self, expr) -> _Rows | None:
+        if isinstance(expr, cst.Name):
+            rows = self.env.get(expr.value)
+            return rows if rows is not None and rows.filled else None
+        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
+            inner = self.rows(expr.expression)
+            return _Rows(inner.delta, inner.low, True) if inner else None
+        if isinstance(expr, cst.BinaryOperation):
+            left, right = self.rows(expr.left), self.rows(expr.right)
+            if isinstance(expr.operator, cst.MatrixMultiply):
+                if left is not None and right is None and left.low >= 2 and self.is_fixed(expr.right):
+                    return _Rows(None, left.low - 1, True)
+                return None
+            if isinstance(expr.operator, _ELEMENTWISE_OPS):
+                return self.combine([expr.left, expr.right])
+            return None
+        if isinstance(expr, cst.Comparison) and len(expr.comparisons) == 1 and isinstance(
+            expr.comparisons[0].operator, _THRESHOLD_OPS + (cst.Equal, cst.NotEqual)
+        ):
+            return self.combine([expr.left, expr.comparisons[0].comparator])
+        if isinstance(expr, cst.Subscript):
+            return self.subscript(expr)
+        if isinstance(expr, cst.Call):
+            return self.call(expr)
+        return None
+
+    def combine(self, operands) -> _Rows | None:
+        """Element-wise over operands: rows line up only when every row-wise operand has the same rank."""
+        found = []
+        for operand in operands:
+            rows = self.rows(operand)
+            if rows is None and not self.is_fixed(operand):
+                return None
+            if rows is not None:
+                found.append(rows)
+        if not found:
+            return None
+        if len(found) > 1 and (found[0].delta is None or any(r.delta != found[0].delta for r in found)):
+            return None
+        return _Rows(found[0].delta, max(r.low for r in found), True)
+
+    def subscript(self, expr) -> _Rows | None:
+        base = self.rows(expr.value)
+        if base is None or not expr.slice:
+            return None
+        first, rest = expr.slice[0].slice, [e.slice for e in expr.slice[1:]]
+        newaxes = sum(1 for e in rest if isinstance(e, cst.Index) and self.is_newaxis(e.value))
+        if isinstance(first, cst.Index) and isinstance(first.value, cst.Ellipsis):
+            if newaxes != len(rest):
+                return None  # `x[..., 0]` of a 1-D batch would pick a row
+            return _Rows(None if base.delta is None else base.delta + newaxes, base.low + newaxes, False)
+        if not (isinstance(first, cst.Slice) and first.lower is None and first.upper is None and first.step is None):
+            return None
+        kept = 1 + newaxes
+        exact = True
+        for element in rest:
+            if isinstance(element, cst.Slice):
+                if not all(p is None or self.is_fixed(p) for p in (element.lower, element.upper, element.step)):
+                    return None
+                kept += 1
+            elif isinstance(element, cst.Index) and self.is_newaxis(element.value):
+                continue
+            elif isinstance(element, cst.Index) and self.is_fixed(element.value):
+                exact = False
+            else:
+                return None
+        delta = base.delta + newaxes if exact and base.delta is not None else None
+        return _Rows(delta, kept, False)
+
+    def call(self, expr) -> _Rows | None:
+        ctx = self.ctx
+        args = [a for a in expr.args if a.keyword is None]
+        keywords = {a.keyword.value: a.value for a in expr.args if a.keyword is not None}
+        if any(a.star for a in expr.args):
+            return None
+        if isinstance(expr.func, cst.Attribute) and (receiver := self.rows(expr.func.value)) is not None:
+            method = expr.func.attr.value
+            if method == "copy" and not expr.args:
+                return _Rows(receiver.delta, receiver.low, True)
+            if method == "astype" and all(self.is_fixed(a.value) for a in expr.args):
+                return _Rows(receiver.delta, receiver.low, True)
+            if method in _REDUCTIONS and not args:
+                return self.reduction(receiver, keywords)
+            if method == "reshape" and len(args) >= 2 and not keywords and self.counts_rows(args[0].value, expr.func.value):
+                if all(self.is_fixed(a.value) for a in args[1:]):
+                    return _Rows(None, len(args), False)  # a view: writing into it writes the caller's batch
+            return None
+        qual = ctx.qualified_name(expr.func)
+        if qual in _LIKE and len(args) == 1 and (like := self.rows(args[0].value)) is not None:
+            if set(keywords) <= {"dtype"} and all(self.is_fixed(v) for v in keywords.values()):
+                return _Rows(like.delta, like.low, True, filled=_LIKE[qual])
+            return None
+        if qual in ("numpy.empty", "numpy.zeros", "numpy.ones") and len(args) == 1:
+            shape = args[0].value
+            if (
+                isinstance(shape, cst.Attribute) and shape.attr.value == "shape"
+                and (like := self.rows(shape.value)) is not None
+                and set(keywords) <= {"dtype"} and all(self.is_fixed(v) for v in keywords.values())
+            ):
+                return _Rows(like.delta, like.low, True, filled=qual != "numpy.empty")
+            return None
+        if qual in _NUMPY_REDUCTIONS and args and (receiver := self.rows(args[0].value)) is not None:
+            if all(self.is_fixed(a.value) for a in args[1:]):
+                return self.reduction(receiver, keywords)
+            return None
+        if qual in _AXIS_TRANSFORMS and len(args) == 1 and (signal := self.rows(args[0].value)) is not None:
+            if set(keywords) <= {"axis", "n"} and all(self.is_fixed(v) for v in keywords.values()):
+                axis = keywords.get("axis")
+                number = -1 if axis is None else _int_literal(axis)
+                if number is not None and (number >= 1 or (number < 0 and signal.low >= 1 - number)):
+                    return _Rows(signal.delta, signal.low, True)
+            return None
+        if qual in _ONE_HOT and len(args) == 1 and _ONE_HOT[qual] in keywords:
+            labels = self.rows(args[0].value)
+            if labels is not None and set(keywords) == {_ONE_HOT[qual]} and self.is_fixed(keywords[_ONE_HOT[qual]]):
+                return _Rows(None, 2, True)
+            return None
+        if qual in elementwise_arithmetic() and not keywords:
+            return self.combine([a.value for a in args])
+        return None
+
+    def counts_rows(self, expr, array) -> bool:
+        """`len(b)` or `b.shape[0]` for the array being reshaped: the row count stays first."""
+        if not isinstance(array, cst.Name):
+            return False
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "len" and len(expr.args) == 1:
+            inner = expr.args[0].value
+            return isinstance(inner, cst.Name) and inner.value == array.value
+        if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Attribute) and expr.value.attr.value == "shape":
+            inner = expr.value.value
+            return (
+                isinstance(inner, cst.Name) and inner.value == array.value and len(expr.slice) == 1
+                and isinstance(expr.slice[0].slice, cst.Index) and _int_literal(expr.slice[0].slice.value) == 0
+            )
+        return False
+
+    def reduction(self, receiver: _Rows, keywords) -> _Rows | None:
+        """A reduction over axes other than the first keeps one result per row."""
+        axis = keywords.get("axis")
+        axes = axis.elements if isinstance(axis, cst.Tuple) else [axis] if axis is not None else None
+        if not axes:
+            return None
+        numbers = [e.value if isinstance(e, cst.Element) else e for e in axes]
+        if not all(isinstance(n, cst.Integer) and int(n.value) >= 1 for n in numbers):
+            return None
+        if set(keywords) - {"axis", "keepdims"}:
+            return None
+        keep = keywords.get("keepdims")
+        if keep is None or (isinstance(keep, cst.Name) and keep.value == "False"):
+            delta = None if receiver.delta is None else receiver.delta - len(numbers)
+            return _Rows(delta, 1, True)
+        if isinstance(keep, cst.Name) and keep.value == "True":
+            return _Rows(receiver.delta, receiver.low, True)
+        return None
+
+    def is_newaxis(self, expr) -> bool:
+        return (isinstance(expr, cst.Name) and expr.value == "None") or self.ctx.qualified_name(expr) == "numpy.newaxis"
+
+    def is_fixed(self, expr) -> bool:
+        """The same value for every batch and for the whole array: literals, settings, and per-row shapes."""
+        ctx = self.ctx
+        if isinstance(expr, (cst.Integer, cst.Float, cst.SimpleString)):
+            return True
+        if isinstance(expr, cst.Name):
+            return expr.value in self.fixed or expr.value in ("True", "False", "None") or (
+                expr.value not in self.env and _is_module_name(ctx, expr.value)
+            )
+        if isinstance(expr, cst.UnaryOperation):
+            return self.is_fixed(expr.expression)
+        if isinstance(expr, cst.BinaryOperation):
+            return self.is_fixed(expr.left) and self.is_fixed(expr.right)
+        if isinstance(expr, (cst.Tuple, cst.List)):
+            return all(isinstance(e, cst.Element) and self.is_fixed(e.value) for e in expr.elements)
+        if isinstance(expr, cst.Attribute):
+            if isinstance(expr.value, cst.Name) and expr.value.value == "self":
+                return expr.attr.value in self.const_attrs
+            if expr.attr.value in ("dtype", "ndim") and self.rows(expr.value) is not None:
+                return True
+            root = expr
+            while isinstance(root, cst.Attribute):
+                root = root.value
+            return isinstance(root, cst.Name) and root.value in ctx.imports
+        if isinstance(expr, cst.Subscript):
+            value = expr.value
+            if (
+                isinstance(value, cst.Attribute) and value.attr.value == "shape"
+                and self.rows(value.value) is not None and len(expr.slice) == 1
+            ):
+                index = expr.slice[0].slice
+                return isinstance(index, cst.Index) and isinstance(index.value, cst.Integer) and int(index.value.value) >= 1
+            return self.is_fixed(value) and all(
+                isinstance(e.slice, cst.Index) and self.is_fixed(e.slice.value) for e in expr.slice
+            )
+        if isinstance(expr, cst.Call):
+            qual = ctx.qualified_name(expr.func)
+            known = qual in _CONSTANT_CALLS or qual in elementwise_arithmetic() or effects.is_pure_numpy(qual)
+            return known and all(not a.star and self.is_fixed(a.value) for a in expr.args)
+        return False
+
+
+def _vectorised_loop(stmt, env_names: set[str]):
+    """`for i in range(len(b)): t[i] = E(b[i])`, E element-wise: the same as `t[:] = E(b)`. Returns
+    the replacement statement, or None."""
+    if not isinstance(stmt, cst.For) or stmt.orelse is not None or stmt.asynchronous is not None:
+        return None
+    it = stmt.iter
+    if not (isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and len(it.args) == 1 and not it.args[0].keyword):
+        return None
+    bound = it.args[0].value
+    length_of = element = None
+    if it.func.value == "enumerate" and isinstance(stmt.target, cst.Tuple) and len(stmt.target.elements) == 2:
+        # `for i, row in enumerate(b)`: `row` is `b[i]`
+        index_name, element = (e.value for e in stmt.target.elements)
+        if not (isinstance(index_name, cst.Name) and isinstance(element, cst.Name)):
+            return None
+        length_of, loop_var, element = bound, index_name.value, element.value
+    elif it.func.value != "range" or not isinstance(stmt.target, cst.Name):
+        return None
+    elif isinstance(bound, cst.Call) and isinstance(bound.func, cst.Name) and bound.func.value == "len" and len(bound.args) == 1:
+        length_of = bound.args[0].value
+    elif isinstance(bound, cst.Subscript) and isinstance(bound.value, cst.Attribute) and bound.value.attr.value == "shape":
+        index = bound.slice[0].slice if len(bound.slice) == 1 else None
+        if isinstance(index, cst.Index) and isinstance(index.value, cst.Integer) and index.value.value == "0":
+            length_of = bound.value.value
+    if not (isinstance(length_of, cst.Name) and length_of.value in env_names):
+        return None
+    body = stmt.body
+    if not (isinstance(body, cst.IndentedBlock) and len(body.body) == 1 and isinstance(body.body[0], cst.SimpleStatementLine)):
+        return None
+    line = body.body[0]
+    if len(line.body) != 1 or not isinstance(line.body[0], cst.Assign) or len(line.body[0].targets) != 1:
+        return None
+    assign = line.body[0]
+    if element is None:
+        loop_var = stmt.target.value
+
+    def row_of(node):
+        if (
+            isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and node.value.value in env_names
+            and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index)
+            and isinstance(node.slice[0].slice.value, cst.Name) and node.slice[0].slice.value.value == loop_var
+        ):
+            return node.value
+        return None
+
+    target = row_of(assign.targets[0].target)
+    if target is None:
+        return None
+
+    class _Unrow(cst.CSTTransformer):
+        def leave_Subscript(self, original, updated):
+            name = row_of(original)
+            return name.with_changes(lpar=updated.lpar, rpar=updated.rpar) if name is not None else updated
+
+        def leave_Name(self, original, updated):
+            return updated.with_changes(value=length_of.value) if original.value == element else updated
+
+        def leave_Attribute(self, original, updated):
+            return updated.with_changes(attr=original.attr)
+
+    value = assign.value.visit(_Unrow())
+    if any(isinstance(n, cst.Name) and n.value == loop_var for n in walk(value)):
+        return None
+    for node in walk(value):
+        if isinstance(node, (cst.Subscript, cst.Lambda)) or (
+            isinstance(node, cst.Attribute) and _attribute_root(node) in env_names | {None}
+        ):
+            return None  # per-row methods and indexing mean something else on the whole array
+    new = cst.parse_statement(f"{target.value}[:] = x\n").with_changes(leading_lines=stmt.leading_lines)
+    small = new.body[0].with_changes(value=value)
+    return new.with_changes(body=[small], trailing_whitespace=line.trailing_whitespace)
+
+
+def _attribute_root(node) -> str | None:
+    """`np` for `np.log1p`, `self` for `self.mu`; None when the chain starts elsewhere."""
+    while isinstance(node, cst.Attribute):
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+def _cached_rebase(cache: dict, ctx, seq):
+    if id(seq.node) not in cache:
+        cache[id(seq.node)] = rebase_fix(ctx, seq)
+    return cache[id(seq.node)]
+
+
+def rebase_fix(ctx, seq):
+    """The safe fix rebasing a slice-then-preprocess class on `seqkit.PreprocessedSequence`, or None.
+
+    Offered only for the plain pattern, where nothing of the class is lost: `__init__` stores the
+    data, the batch size and settings; `__len__` is the ceiling of rows over batch size; `__getitem__`
+    slices batch `idx` of x and y, preprocesses one of them and returns both. The preprocessing must be
+    proven row-wise (`_RowWiseProof`), because PreprocessedSequence runs it over the whole array once."""
+    found = _plain_sequence(ctx, seq)
+    if found is None:
+        return None
+    init, x_attr, y_attr, bs_attr, consts, getitem = found
+    index = getitem.params.params[1].name.value
+    body = list(getitem.body.body)
+    batches = {}
+    for stmt in body[:2]:
+        sliced = _batch_slice(ctx, stmt, index, bs_attr)
+        if sliced is None:
+            return None
+        name, attr, copied = sliced
+        batches[attr] = (name, copied)
+    if set(batches) != {x_attr, y_attr} or body[-1] is body[1]:
+        return None
+    last = body[-1]
+    returned = last.body[0].value if isinstance(last, cst.SimpleStatementLine) and len(last.body) == 1 and isinstance(
+        last.body[0], cst.Return
+    ) else None
+    if not (isinstance(returned, cst.Tuple) and len(returned.elements) == 2):
+        return None
+    outputs = [e.value for e in returned.elements]
+    (bx, x_copied), (by, y_copied) = batches[x_attr], batches[y_attr]
+    middle = body[2:-1]
+    read = {n.value for n in _variables(cst.Module(body=middle))}
+
+    def passed_through(output, name, copied):
+        return isinstance(output, cst.Name) and output.value == name and not copied and name not in read
+
+    if passed_through(outputs[1], by, y_copied) and not passed_through(outputs[0], bx, x_copied):
+        kind, name, copied, result, other = "x", bx, x_copied, outputs[0], by
+    elif passed_through(outputs[0], bx, x_copied) and not passed_through(outputs[1], by, y_copied):
+        kind, name, copied, result, other = "y", by, y_copied, outputs[1], bx
+    else:
+        return None
+    steps = []
+    assigned = {name}
+    for stmt in middle:
+        loop = _vectorised_loop(stmt, assigned)
+        steps.append(loop if loop is not None else stmt)
+        for node in walk(steps[-1]):
+            if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
+                assigned.add(node.target.value)
+    if copied:
+        steps.insert(0, cst.parse_statement(f"{name} = {name}.copy()\n"))
+    returns = cst.parse_statement("return x\n")
+    returns = returns.with_changes(body=[returns.body[0].with_changes(value=result)], leading_lines=last.leading_lines)
+    method_body = cst.Module(body=steps + [returns])
+    uses_self = False
+    for node in walk(method_body):
+        if isinstance(node, cst.Name) and node.value in (index, other):
+            return None
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
+            if node.attr.value not in consts:
+                return None
+            uses_self = True
+    self_reads = sum(1 for n in walk(method_body) if isinstance(n, cst.Attribute) and _attribute_root(n) == "self"
+                     and isinstance(n.value, cst.Name))
+    if sum(1 for n in _variables(method_body) if n.value == "self") != self_reads:
+        return None  # `self` passed on: something may read the per-batch state
+    proof = _RowWiseProof(ctx, name, set(consts))
+    if not proof.statements(steps):
+        return None
+    rows = proof.rows(result)
+    if rows is None or not rows.filled:
+        return None
+    method = f"preprocess_{kind}"
+    header = f"def {method}(self, {name}):\n    pass\n" if uses_self else f"@staticmethod\ndef {method}({name}):\n    pass\n"
+    function = cst.parse_statement(header)
+    function = function.with_changes(
+        body=function.body.with_changes(body=steps + [returns]),
+        leading_lines=[cst.EmptyLine(indent=False)],
+    )
+    params = init.params
+    kwargs = params.star_kwarg.name.value if isinstance(params.star_kwarg, cst.Param) else "kwargs"
+    if not isinstance(params.star_kwarg, cst.Param):
+        params = params.with_changes(star_kwarg=cst.Param(cst.Name("kwargs")))
+    keyword = "preprocess" if kind == "x" else "preprocess_y"
+    stored = _init_params(init)
+    x_param, y_param, bs_param = stored[x_attr], stored[y_attr], stored[bs_attr]
+    call = cst.parse_statement(
+        f"super().__init__({x_param}, {y_param}, batch_size={bs_param}, {keyword}=self.{method}, **{kwargs})\n"
+    )
+    kept = [stmt for stmt in init.body.body if _stored_attr(stmt) in consts]
+    new_init = init.with_changes(params=params, body=init.body.with_changes(body=kept + [call]))
+    members = []
+    for stmt in seq.node.body.body:
+        if stmt is init:
+            members.append(new_init)
+        elif isinstance(stmt, cst.FunctionDef):
+            continue
+        else:
+            members.append(stmt)
+    members.append(function)
+    new_class = seq.node.with_changes(
+        bases=[cst.Arg(cst.parse_expression("seqkit.PreprocessedSequence"))],
+        body=seq.node.body.with_changes(body=members),
+        leading_lines=[],
+    )
+    code = ctx.module.code_for_node(new_class).rstrip("\n")
+    edits = [replace(ctx, seq.node, code), ensure_import(ctx, "seqkit")]
+    return make_fix(
+        Applicability.SAFE,
+        f"Rebase `{seq.name}` on `seqkit.PreprocessedSequence`: preprocess {kind} once, not per batch",
+        edits,
+    )
+
+
+def _init_params(init) -> dict[str, str]:
+    """attribute -> the `__init__` parameter stored in it (`self.x = x`)."""
+    stored = {}
+    for stmt in init.body.body:
+        attr = _stored_attr(stmt)
+        if attr is not None:
+            stored[attr] = stmt.body[0].value.value
+    return stored
+
+
+def _stored_attr(stmt) -> str | None:
+    if (
+        isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)
+        and len(stmt.body[0].targets) == 1 and isinstance(stmt.body[0].value, cst.Name)
+    ):
+        return is_self_attr(stmt.body[0].targets[0].target)
+    return None
+
+
+def _plain_sequence(ctx, seq):
+    """(__init__, x attribute, y attribute, batch-size attribute, setting attributes, __getitem__) of a
+    class that holds nothing but data, batch size and settings, or None."""
+    cls = seq.node
+    methods = seq.own_methods
+    if cls.decorators or len(cls.bases) != 1 or cls.keywords or set(seq.methods) != {"__init__", "__len__", "__getitem__"}:
+        return None
+    for stmt in cls.body.body:
+        if isinstance(stmt, cst.FunctionDef):
+            if stmt.decorators or stmt.asynchronous:
+                return None
+        elif not is_docstring(stmt):
+            return None
+    init, length, getitem = methods["__init__"], methods["__len__"], methods["__getitem__"]
+    params = init.params
+    if params.posonly_params or params.kwonly_params or isinstance(params.star_arg, (cst.Param, cst.ParamStar)):
+        return None
+    names = [p.name.value for p in params.params]
+    if not names or names[0] != "self":
+        return None
+    kwargs = params.star_kwarg.name.value if isinstance(params.star_kwarg, cst.Param) else None
+    stored: dict[str, str] = {}
+    for stmt in init.body.body:
+        attr = _stored_attr(stmt)
+        if attr is not None and stmt.body[0].value.value in names[1:] and attr not in stored:
+            stored[attr] = stmt.body[0].value.value
+        elif not (kwargs and ctx.code(stmt).strip() == f"super().__init__(**{kwargs})"):
+            return None
+    ceiling = _ceil_len(ctx, length)
+    if ceiling is None:
+        return None
+    x_attr, bs_attr = ceiling
+    if len(getitem.params.params) != 2 or x_attr not in stored or bs_attr not in stored or x_attr == bs_attr:
+        return None
+    others = [a for a in stored if a not in (x_attr, bs_attr)]
+    if len(others) > 1 and any(a in _BASE_ATTRIBUTES or a.startswith("_") for a in others):
+        return None  # a setting would shadow (or be shadowed by) the new base class's own state
+    for y_attr in others:
+        consts = [a for a in others if a != y_attr]
+        if _mentions_attr(getitem, y_attr):
+            return init, x_attr, y_attr, bs_attr, consts, getitem
+    return None
+
+
+def _mentions_attr(func, attr: str) -> bool:
+    return any(is_self_attr(n) == attr for n in walk(func.body))
+
+
+def _ceil_len(ctx, length):
+    """(data attribute, batch-size attribute) when `__len__` is `ceil(len(self.x) / self.bs)`."""
+    body = length.body.body
+    if len(length.params.params) != 1 or len(body) != 1 or not isinstance(body[0], cst.SimpleStatementLine):
+        return None
+    ret = body[0].body[0]
+    if not isinstance(ret, cst.Return) or ret.value is None:
+        return None
+    expr = ret.value
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "int" and len(expr.args) == 1:
+        expr = expr.args[0].value
+    if not (isinstance(expr, cst.Call) and ctx.qualified_name(expr.func) in ("math.ceil", "numpy.ceil") and len(expr.args) == 1):
+        return None
+    ratio = expr.args[0].value
+    if not (isinstance(ratio, cst.BinaryOperation) and isinstance(ratio.operator, cst.Divide)):
+        return None
+    rows, size = ratio.left, ratio.right
+    if not (isinstance(rows, cst.Call) and isinstance(rows.func, cst.Name) and rows.func.value == "len" and len(rows.args) == 1):
+        return None
+    if isinstance(size, cst.Call) and isinstance(size.func, cst.Name) and size.func.value == "float" and len(size.args) == 1:
+        size = size.args[0].value
+    x_attr, bs_attr = is_self_attr(rows.args[0].value), is_self_attr(size)
+    return (x_attr, bs_attr) if x_attr and bs_attr else None
+
+
+def _batch_slice(ctx, stmt, index: str, bs_attr: str):
+    """(name, attribute, copied) for `name = self.attr[index * self.bs:(index + 1) * self.bs]` (or `.copy()` of it)."""
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
+        return None
+    assign = stmt.body[0]
+    if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
+        return None
+    value, copied = assign.value, False
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "copy" and not value.args:
+        value, copied = value.func.value, True
+    if not (isinstance(value, cst.Subscript) and (attr := is_self_attr(value.value)) and len(value.slice) == 1):
+        return None
+    part = value.slice[0].slice
+    if not (isinstance(part, cst.Slice) and part.step is None and part.lower is not None and part.upper is not None):
+        return None
+    if " ".join(ctx.code(part.lower).split()) != f"{index} * self.{bs_attr}":
+        return None
+    if " ".join(ctx.code(part.upper).split()) != f"({index} + 1) * self.{bs_attr}":
+        return None
+    return assign.targets[0].target.value, attr, copied
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hoisting a whole helper: `self._normalize(self.images[idx])` -> preprocess_once(self._normalize, ...)
+
+
+def _cached_helper_hoist(cache: dict, ctx, seq, helper, volatile: set[str]):
+    key = (id(seq.node), id(helper))
+    if key not in cache:
+        cache[key] = helper_hoist_fix(ctx, seq, helper, volatile)
+    return cache[key]
+
+
+def helper_hoist_fix(ctx, seq, helper, volatile: set[str]):
+    """The safe fix preprocessing once, with the helper itself, every dataset attribute that per-batch
+    code only ever passes, sliced, to `helper`; or None.
+
+    The helper must be proven row-wise (`_RowWiseProof`) with its one data parameter as the batch, and
+    read only settings: `self` attributes set in `__init__` and never per batch or epoch, literals,
+    module names, and parameters left at literal defaults."""
+    init = seq.own_methods.get("__init__")
+    if init is None or not isinstance(init.body, cst.IndentedBlock) or any(
+        isinstance(n, (cst.Return, cst.Yield)) for n in walk(init.body)
+    ):
+        return None
+    sites = []
+    for func in ctx.batch_functions(seq):
+        for node in walk(func.body):
+            if isinstance(node, cst.Call) and _helper_of(ctx, seq, node) is helper:
+                sites.append(node)
+    if not sites:
+        return None
+    is_method = any(m is helper for m in seq.methods.values())
+    params = list(helper.params.params)
+    if is_method:
+        if not params or params[0].name.value != "self":
+            return None
+        params = params[1:]
+    if not params or helper.params.star_arg not in (cst.MaybeSentinel.DEFAULT,) or helper.params.star_kwarg is not None:
+        return None
+    if helper.params.kwonly_params or helper.params.posonly_params or helper.decorators:
+        return None
+    data, settings = params[0], params[1:]
+    if data.default is not None or not all(p.default is not None and _literal(p.default) for p in settings):
+        return None
+    in_init = {
+        is_self_attr(part) for n in walk(init.body) if isinstance(n, cst.Assign)
+        for t in n.targets for part in walk(t.target)
+    }
+    consts = {a for a in in_init if a and a not in volatile} if is_method else set()
+    body = list(helper.body.body) if isinstance(helper.body, cst.IndentedBlock) else []
+    if body and is_docstring(body[0]):
+        body = body[1:]
+    if not body or not (
+        isinstance(body[-1], cst.SimpleStatementLine) and len(body[-1].body) == 1
+        and isinstance(body[-1].body[0], cst.Return) and body[-1].body[0].value is not None
+    ):
+        return None
+    loop_edits = []
+    assigned = {data.name.value}
+    for position, stmt in enumerate(body[:-1]):
+        loop = _vectorised_loop(stmt, assigned)
+        if loop is not None:
+            body[position] = loop
+            code = cst.Module([]).code_for_node(loop.with_changes(leading_lines=[])).rstrip("\n")
+            loop_edits.append(replace(ctx, stmt, code))
+        for node in walk(body[position]):
+            if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
+                assigned.add(node.target.value)
+    proof = _RowWiseProof(ctx, data.name.value, consts)
+    proof.fixed.update(p.name.value for p in settings)
+    if not proof.statements(body[:-1]):
+        return None
+    rows = proof.rows(body[-1].body[0].value)
+    if rows is None or not rows.filled:
+        return None
+    for node in walk(helper.body):
+        if isinstance(node, cst.Name) and node.value == "self" and is_method:
+            parent = ctx.parent(node)
+            if not (isinstance(parent, cst.Attribute) and parent.value is node):
+                return None  # `self` handed on: the helper may read more than settings
+    attrs = []
+    edits = []
+    for call in sites:
+        if len(call.args) != 1 or call.args[0].keyword is not None or call.args[0].star:
+            return None
+        arg = call.args[0].value
+        attr = is_self_attr(arg.value) if isinstance(arg, cst.Subscript) else None
+        if attr is None or attr in volatile or attr in attrs or not _only_use_of(ctx, seq, attr):
+            return None
+        if _in_index(ctx, call, None) or attr in consts and is_method and any(
+            is_self_attr(n) == attr for n in walk(helper.body)
+        ):
+            return None
+        attrs.append(attr)
+        edits.append(replace(ctx, call, ctx.code(arg)))
+    function = ctx.code(sites[0].func)
+    last = init.body.body[-1]
+    indent = indentation_of(ctx, last)
+    _, end = ctx.position(last)
+    lines = "".join(f"{indent}self.{a} = seqkit.preprocess_once({function}, self.{a})\n" for a in attrs)
+    edits += loop_edits + [insert(line_start(end.row + 1), lines), ensure_import(ctx, "seqkit")]
+    names = ", ".join(f"`self.{a}`" for a in attrs)
+    return make_fix(
+        Applicability.SAFE, f"Preprocess {names} once in `__init__` with `seqkit.preprocess_once({function}, ...)`", edits
+    )
+
+
+def _helper_of(ctx, seq, call):
+    """The FunctionDef a call runs: an own method (`self.f(...)`) or a module-level function (`f(...)`)."""
+    if (name := is_self_attr(call.func)) is not None:
+        method = seq.methods.get(name)
+        return method if method is not None and any(m is method for m in seq.own_methods.values()) else None
+    if isinstance(call.func, cst.Name):
+        for stmt in ctx.module.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == call.func.value:
+                return stmt
+    return None
+
+
+def _literal(expr) -> bool:
+    if isinstance(expr, (cst.Integer, cst.Float, cst.SimpleString)):
+        return True
+    if isinstance(expr, cst.UnaryOperation):
+        return _literal(expr.expression)
+    return isinstance(expr, cst.Name) and expr.value.isupper()  # a module constant such as HU_MIN
+
+
+def _int_literal(expr) -> int | None:
+    if isinstance(expr, cst.Integer):
+        return int(expr.value)
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus) and isinstance(expr.expression, cst.Integer):
+        return -int(expr.expression.value)
+    return None
