@@ -272,7 +272,29 @@ def _pool_results(fn, views, treedef, bounds, processes):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _MemorySink:
+class _Sink:
+    """Where the chunks of a build go. The first chunk fixes the output's structure, shapes and dtypes;
+    every later chunk must match it. Subclasses say how outputs are opened (`_start`) and appended."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.treedef: TreeDef | None = None
+        self.kinds: list[tuple] = []
+
+    def write(self, start: int, stop: int, leaves: list[np.ndarray], treedef: TreeDef, name: str) -> None:
+        kinds = [(leaf.shape[1:], leaf.dtype) for leaf in leaves]
+        if self.treedef is None:
+            self.treedef, self.kinds = treedef, kinds
+            self._start(leaves)
+        elif treedef != self.treedef or kinds != self.kinds:
+            raise ValueError(
+                f"preprocess function {name!r} returned a different structure, shape or dtype for chunk rows "
+                f"{start}:{stop} than for the first chunk; every chunk must give the same kind of output"
+            )
+        self._append(start, stop, leaves)
+
+
+class _MemorySink(_Sink):
     """Collects the result in memory.
 
     On Linux each output is written with write(2) into an anonymous in-memory file and mapped read-only at
@@ -282,31 +304,23 @@ class _MemorySink:
     """
 
     def __init__(self, n: int):
-        self.n = n
-        self.treedef: TreeDef | None = None
-        self.kinds: list[tuple] = []
+        super().__init__(n)
         self.outputs: list = []  # file descriptors, or arrays where there are no memfds
 
-    def write(self, start: int, stop: int, leaves: list[np.ndarray], treedef: TreeDef, name: str) -> None:
-        if self.treedef is None:
-            self.treedef = treedef
-            self.kinds = [(leaf.shape[1:], leaf.dtype) for leaf in leaves]
-            self.outputs = [self._open(leaf) for leaf in leaves]
-        elif treedef != self.treedef or self.kinds != [(leaf.shape[1:], leaf.dtype) for leaf in leaves]:
-            raise ValueError(
-                f"preprocess function {name!r} returned a different structure, shape or dtype for chunk rows "
-                f"{start}:{stop} than for the first chunk; every chunk must give the same kind of output"
-            )
-        for output, leaf in zip(self.outputs, leaves):
-            if isinstance(output, np.ndarray):
-                output[start:stop] = leaf
-            else:
-                _write_all(output, np.ascontiguousarray(leaf))
+    def _start(self, leaves: list[np.ndarray]) -> None:
+        self.outputs = [self._open(leaf) for leaf in leaves]
 
     def _open(self, leaf: np.ndarray):
         if not hasattr(os, "memfd_create") or self.n * leaf[:1].nbytes == 0:
             return np.empty((self.n, *leaf.shape[1:]), dtype=leaf.dtype)
         return os.memfd_create("seqkit-preprocess", os.MFD_CLOEXEC)
+
+    def _append(self, start: int, stop: int, leaves: list[np.ndarray]) -> None:
+        for output, leaf in zip(self.outputs, leaves):
+            if isinstance(output, np.ndarray):
+                output[start:stop] = leaf
+            else:
+                _write_all(output, np.ascontiguousarray(leaf))
 
     def finish(self) -> Any:
         arrays = []
@@ -332,7 +346,7 @@ def _write_all(fd: int, array: np.ndarray) -> None:
         view = view[os.write(fd, view):]
 
 
-class _FileSink(_MemorySink):
+class _FileSink(_Sink):
     """Streams chunks into the cache with plain sequential writes (no page faults of a writable map),
     under temp names renamed into place at the end: several outputs go to a temp folder renamed whole."""
 
@@ -342,22 +356,16 @@ class _FileSink(_MemorySink):
         self.tmp: Path | None = None
         self.writers: list = []
 
-    def write(self, start: int, stop: int, leaves: list[np.ndarray], treedef: TreeDef, name: str) -> None:
+    def _start(self, leaves: list[np.ndarray]) -> None:
         from seqkit.pack import NpyWriter
 
-        if self.treedef is None:
-            self.treedef = treedef
-            if treedef.kind == "leaf":
-                self.writers = [NpyWriter(self.path.with_suffix(".npy"), durable=False)]
-            else:
-                self.tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"))
-                self.writers = [NpyWriter(self.tmp / f"{i}.npy", durable=False) for i in range(len(leaves))]
-            self.kinds = [(leaf.shape[1:], leaf.dtype) for leaf in leaves]
-        elif treedef != self.treedef or self.kinds != [(leaf.shape[1:], leaf.dtype) for leaf in leaves]:
-            raise ValueError(
-                f"preprocess function {name!r} returned a different structure, shape or dtype for chunk rows "
-                f"{start}:{stop} than for the first chunk; every chunk must give the same kind of output"
-            )
+        if self.treedef.kind == "leaf":
+            self.writers = [NpyWriter(self.path.with_suffix(".npy"), durable=False)]
+        else:
+            self.tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"))
+            self.writers = [NpyWriter(self.tmp / f"{i}.npy", durable=False) for i in range(len(leaves))]
+
+    def _append(self, start: int, stop: int, leaves: list[np.ndarray]) -> None:
         for writer, leaf in zip(self.writers, leaves):
             writer.append(leaf)
 
