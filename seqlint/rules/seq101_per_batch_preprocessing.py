@@ -5,18 +5,20 @@ from __future__ import annotations
 import libcst as cst
 
 from seqlint.analysis.dataflow import FILE, MEMORY, RANDOM, is_self_attr
-from seqlint.analysis.hotpath import walk
+from seqlint.analysis.hotpath import Phase, walk
 from seqlint.analysis import effects
-from seqlint.analysis.tables import elementwise_arithmetic, preprocessing_table
+from seqlint.analysis.rowwise import (
+    THRESHOLD_OPS, RowWiseProof, attribute_root, call_table, in_place_target, is_module_name,
+    vectorised_loop,
+)
+from seqlint.analysis.tables import elementwise_arithmetic, load_data_table, preprocessing_table
 from seqlint.findings import Applicability, Edit
 from seqlint.fixes import ensure_import, indentation_of, insert, is_docstring, line_start, make_fix, replace
 from seqlint.rules.base import Invalid, Rule
 
-_THRESHOLD_OPS = (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)
 _SCALING_OPS = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide)
 _MEMORY_HINT = "preprocess once: `seqkit.preprocess_once(fn, x)` in `__init__`, or `seqkit.PreprocessedSequence`"
 _FILE_HINT = "read and preprocess once: `seqkit.pack(files, path, transform=fn)`, then `seqkit.MemmapSequence`"
-_CONSTANT_CALLS = {"float", "int", "numpy.float32", "numpy.float64", "numpy.float16", "numpy.array", "numpy.asarray"}
 
 
 class PerBatchPreprocessing(Rule):
@@ -79,7 +81,11 @@ over axes other than the first, `x[:, ...]` indexing, `reshape(len(x), ...)`, `x
 of rank 2 or more, `to_categorical(y, num_classes=...)`), reading only literals, module names and
 attributes set in `__init__` and never changed per batch or epoch, and never writing into the
 caller's batch. A loop `for i in range(len(b)): t[i] = E(b[i])` (or over `enumerate(b)`) with an
-element-wise `E` becomes `t[:] = E(b)` on the way.
+element-wise `E` becomes `t[:] = E(b)` on the way. Other loops over the rows
+(`for i, text in enumerate(texts)`) are proven row-wise when their body reads only its own row and
+settings, through Python builtins and the non-mutating methods of str, dict and list (trusted by name:
+a custom object with a mutating `get` would fool it), and writes only row `i` of an array made fresh
+in the function: a tokenizer with padding is hoisted whole.
 
 1. **Rebase**: when the class holds only data, a batch size and settings, `__len__` is
    `ceil(len(self.x) / self.batch_size)` and `__getitem__` slices batch `idx` of x and y, preprocesses
@@ -548,7 +554,7 @@ def make(images, bs):
 
     def _threshold(self, ctx, flow, func, node, volatile, const_locals):
         """`mask > 127`: binarising data against a constant."""
-        if not isinstance(node.comparisons[0].operator, _THRESHOLD_OPS):
+        if not isinstance(node.comparisons[0].operator, THRESHOLD_OPS):
             return None
         sides = (node.left, node.comparisons[0].comparator)
         for data, other in ((0, 1), (1, 0)):
@@ -630,7 +636,7 @@ def _constant(ctx, expr, volatile: set[str], const_locals: set[str]) -> bool:
         return _constant(ctx, expr.value, volatile, const_locals)
     if isinstance(expr, cst.Call):
         qual = ctx.qualified_name(expr.func)
-        known = qual in _CONSTANT_CALLS or qual in elementwise_arithmetic() or effects.is_pure_numpy(qual)
+        known = qual in call_table().constant_calls or qual in elementwise_arithmetic() or effects.is_pure_numpy(qual)
         return known and all(
             _constant(ctx, a.value, volatile, const_locals) or isinstance(a.value, (cst.List, cst.Tuple, cst.SimpleString))
             for a in expr.args
@@ -729,7 +735,7 @@ def hoist_fix(ctx, seq, func, expr, volatile: set[str]):
         return None
     body = cst.Module([]).code_for_node(rewritten)
     statement_small = ctx.parent(expr)
-    in_place = isinstance(statement_small, cst.Assign) and statement_small.value is expr and _in_place_target(
+    in_place = isinstance(statement_small, cst.Assign) and statement_small.value is expr and in_place_target(
         statement_small.targets[0].target, getattr(data, "value", "")
     )
     if in_place:  # `x[:] = E(x)` keeps x's dtype: so must the hoisted result
@@ -780,18 +786,9 @@ def _assigns_name(small, name: str) -> bool:
     target = small.targets[0].target
     if isinstance(target, cst.Name):
         return target.value == name
-    return _in_place_target(target, name)
+    return in_place_target(target, name)
 
 
-def _in_place_target(target, name: str) -> bool:
-    if not (isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and target.value.value == name):
-        return False
-    if len(target.slice) != 1:
-        return False
-    index = target.slice[0].slice
-    if isinstance(index, cst.Slice):
-        return index.lower is None and index.upper is None and index.step is None
-    return isinstance(index, cst.Index) and isinstance(index.value, cst.Ellipsis)
 
 
 def _batch_of(ctx, value):
@@ -814,14 +811,14 @@ def _hoistable_data(ctx, func, expr):
         if isinstance(n, cst.Subscript) and is_self_attr(n.value) is not None
     ]
     if len(subscripts) == 1 and not any(
-        n.value != "self" and not _is_module_name(ctx, n.value)
+        n.value != "self" and not is_module_name(ctx, n.value)
         for n in _variables(expr) if not _inside(n, subscripts[0])
     ):
         return subscripts[0], is_self_attr(subscripts[0].value), None
     if subscripts:
         return None
     local_names = {
-        n.value for n in _variables(expr) if n.value != "self" and not _is_module_name(ctx, n.value)
+        n.value for n in _variables(expr) if n.value != "self" and not is_module_name(ctx, n.value)
     }
     if len(local_names) != 1:
         return None
@@ -882,17 +879,6 @@ def _inside(node, container) -> bool:
     return any(n is node for n in walk(container))
 
 
-def _is_module_name(ctx, name: str) -> bool:
-    if name in ctx.imports or name in ("float", "int", "abs", "min", "max", "round"):
-        return True
-    for stmt in ctx.module.body:
-        if isinstance(stmt, cst.SimpleStatementLine):
-            for small in stmt.body:
-                if isinstance(small, cst.Assign) and any(
-                    isinstance(n, cst.Name) and n.value == name for t in small.targets for n in walk(t.target)
-                ):
-                    return True
-    return False
 
 
 def _only_use_of(ctx, seq, attr: str) -> bool:
@@ -907,7 +893,7 @@ def _only_use_of(ctx, seq, attr: str) -> bool:
 
 def _uses_only_constants(ctx, rewritten, param: str, volatile: set[str], attr: str) -> bool:
     for node in _variables(rewritten):
-        if node.value not in (param, "self") and not _is_module_name(ctx, node.value):
+        if node.value not in (param, "self") and not is_module_name(ctx, node.value):
             return False
     for node in walk(rewritten):
         if (name := is_self_attr(node)) is not None and (name in volatile or name == attr):
@@ -940,386 +926,11 @@ def _numpy_assigned(ctx, init, attr: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Rebase on seqkit.PreprocessedSequence, and the row-wise proof that makes it safe.
-
-_REDUCTIONS = frozenset({"mean", "std", "var", "sum", "prod", "min", "max", "any", "all"})
-_NUMPY_REDUCTIONS = frozenset(
-    {"numpy.mean", "numpy.std", "numpy.var", "numpy.sum", "numpy.min", "numpy.max", "numpy.median",
-     "numpy.percentile", "numpy.quantile"}
-)
-# Transforms along one axis (default the last): row-wise when that axis is not the first.
-_AXIS_TRANSFORMS = frozenset({"numpy.fft.fft", "numpy.fft.rfft", "numpy.fft.ifft", "numpy.fft.irfft"})
-# State of seqkit.PreprocessedSequence and keras PyDataset that a kept setting must not overwrite.
-_BASE_ATTRIBUTES = frozenset({
-    "batch_size", "drop_remainder", "epoch", "n", "num_samples", "order", "seed", "shuffle", "batch_rows",
-    "set_epoch", "on_epoch_end", "on_epoch_begin", "workers", "use_multiprocessing", "max_queue_size",
-    "num_batches", "preprocess_x", "preprocess_y",
-})
-_LIKE = {"numpy.empty_like": False, "numpy.zeros_like": True, "numpy.ones_like": True}
-# Calls that add one trailing axis per row and read nothing else of the batch (when the class count is given).
-_ONE_HOT = {"keras.utils.to_categorical": "num_classes", "tensorflow.keras.utils.to_categorical": "num_classes"}
-_ELEMENTWISE_OPS = (
-    cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.FloorDivide, cst.Modulo, cst.Power,
-    cst.BitAnd, cst.BitOr, cst.BitXor,
-)
+# Rebase on seqkit.PreprocessedSequence (safe when analysis.rowwise proves the preprocessing row-wise).
 
 
-class _Rows:
-    """What is known of a value derived row by row from the batch: its rank relative to the batch's
-    (`delta`, None when unknown), a lower bound of its rank, whether it is a fresh array (writing into
-    it touches no user data) and whether every element has been written."""
-
-    def __init__(self, delta, low, owned, filled=True):
-        self.delta, self.low, self.owned, self.filled = delta, low, owned, filled
 
 
-class _RowWiseProof:
-    """Proves that a straight-line function of one batch computes each output row from its input row
-    alone, deterministically: then applying it to the whole array at once gives the same rows."""
-
-    def __init__(self, ctx, param: str, const_attrs: set[str]):
-        self.ctx = ctx
-        self.env: dict[str, _Rows] = {param: _Rows(0, 1, owned=False)}
-        self.fixed: set[str] = set()
-        self.const_attrs = const_attrs
-
-    def statements(self, body) -> bool:
-        return all(self.statement(stmt) for stmt in body)
-
-    def statement(self, stmt) -> bool:
-        if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
-            return False
-        small = stmt.body[0]
-        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
-            return False
-        target = small.targets[0].target
-        if isinstance(target, cst.Name):
-            rows = self.rows(small.value)
-            self.fixed.discard(target.value)
-            self.env.pop(target.value, None)
-            if rows is not None:
-                self.env[target.value] = rows
-                return True
-            if self.is_fixed(small.value):
-                self.fixed.add(target.value)
-                return True
-            return False
-        if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and _in_place_target(
-            target, target.value.value
-        ):
-            dest = self.env.get(target.value.value)
-            if dest is None or not dest.owned:
-                return False  # writing into the caller's batch would change the data itself
-            rows = self.rows(small.value)
-            if rows is None:
-                if not self.is_fixed(small.value):
-                    return False
-            elif rows.delta is None or rows.delta != dest.delta:
-                return False
-            dest.filled = True
-            return True
-        if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
-            return self.column_update(target, small.value)
-        return False
-
-    def column_update(self, target, value) -> bool:
-        """`m[:, 0] = (m[:, 0] - MEAN) / STD`: the view computed from itself and settings alone stays
-        row-wise, whatever its shape."""
-        dest = self.env.get(target.value.value)
-        if dest is None or not dest.owned or not dest.filled or self.rows(target) is None:
-            return False
-        view = "__seqlint_view__"
-        code = self.ctx.module.code_for_node(target)
-
-        class _View(cst.CSTTransformer):
-            def leave_Subscript(self, original, updated):
-                return cst.Name(view) if cst.Module([]).code_for_node(original) == code else updated
-
-        self.env[view] = _Rows(0, 1, owned=False)
-        try:
-            rows = self.rows(value.visit(_View()))
-        finally:
-            del self.env[view]
-        return rows is not None and rows.delta == 0
-
-    def rows(self, expr) -> _Rows | None:
-        if isinstance(expr, cst.Name):
-            rows = self.env.get(expr.value)
-            return rows if rows is not None and rows.filled else None
-        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
-            inner = self.rows(expr.expression)
-            return _Rows(inner.delta, inner.low, True) if inner else None
-        if isinstance(expr, cst.BinaryOperation):
-            left, right = self.rows(expr.left), self.rows(expr.right)
-            if isinstance(expr.operator, cst.MatrixMultiply):
-                if left is not None and right is None and left.low >= 2 and self.is_fixed(expr.right):
-                    return _Rows(None, left.low - 1, True)
-                return None
-            if isinstance(expr.operator, _ELEMENTWISE_OPS):
-                return self.combine([expr.left, expr.right])
-            return None
-        if isinstance(expr, cst.Comparison) and len(expr.comparisons) == 1 and isinstance(
-            expr.comparisons[0].operator, _THRESHOLD_OPS + (cst.Equal, cst.NotEqual)
-        ):
-            return self.combine([expr.left, expr.comparisons[0].comparator])
-        if isinstance(expr, cst.Subscript):
-            return self.subscript(expr)
-        if isinstance(expr, cst.Call):
-            return self.call(expr)
-        return None
-
-    def combine(self, operands) -> _Rows | None:
-        """Element-wise over operands: rows line up only when every row-wise operand has the same rank."""
-        found = []
-        for operand in operands:
-            rows = self.rows(operand)
-            if rows is None and not self.is_fixed(operand):
-                return None
-            if rows is not None:
-                found.append(rows)
-        if not found:
-            return None
-        if len(found) > 1 and (found[0].delta is None or any(r.delta != found[0].delta for r in found)):
-            return None
-        return _Rows(found[0].delta, max(r.low for r in found), True)
-
-    def subscript(self, expr) -> _Rows | None:
-        base = self.rows(expr.value)
-        if base is None or not expr.slice:
-            return None
-        first, rest = expr.slice[0].slice, [e.slice for e in expr.slice[1:]]
-        newaxes = sum(1 for e in rest if isinstance(e, cst.Index) and self.is_newaxis(e.value))
-        if isinstance(first, cst.Index) and isinstance(first.value, cst.Ellipsis):
-            if newaxes != len(rest):
-                return None  # `x[..., 0]` of a 1-D batch would pick a row
-            return _Rows(None if base.delta is None else base.delta + newaxes, base.low + newaxes, False)
-        if not (isinstance(first, cst.Slice) and first.lower is None and first.upper is None and first.step is None):
-            return None
-        kept = 1 + newaxes
-        exact = True
-        for element in rest:
-            if isinstance(element, cst.Slice):
-                if not all(p is None or self.is_fixed(p) for p in (element.lower, element.upper, element.step)):
-                    return None
-                kept += 1
-            elif isinstance(element, cst.Index) and self.is_newaxis(element.value):
-                continue
-            elif isinstance(element, cst.Index) and self.is_fixed(element.value):
-                exact = False
-            else:
-                return None
-        delta = base.delta + newaxes if exact and base.delta is not None else None
-        return _Rows(delta, kept, False)
-
-    def call(self, expr) -> _Rows | None:
-        ctx = self.ctx
-        args = [a for a in expr.args if a.keyword is None]
-        keywords = {a.keyword.value: a.value for a in expr.args if a.keyword is not None}
-        if any(a.star for a in expr.args):
-            return None
-        if isinstance(expr.func, cst.Attribute) and (receiver := self.rows(expr.func.value)) is not None:
-            method = expr.func.attr.value
-            if method == "copy" and not expr.args:
-                return _Rows(receiver.delta, receiver.low, True)
-            if method == "astype" and all(self.is_fixed(a.value) for a in expr.args):
-                return _Rows(receiver.delta, receiver.low, True)
-            if method in _REDUCTIONS and not args:
-                return self.reduction(receiver, keywords)
-            if method == "reshape" and len(args) >= 2 and not keywords and self.counts_rows(args[0].value, expr.func.value):
-                if all(self.is_fixed(a.value) for a in args[1:]):
-                    return _Rows(None, len(args), False)  # a view: writing into it writes the caller's batch
-            return None
-        qual = ctx.qualified_name(expr.func)
-        if qual in _LIKE and len(args) == 1 and (like := self.rows(args[0].value)) is not None:
-            if set(keywords) <= {"dtype"} and all(self.is_fixed(v) for v in keywords.values()):
-                return _Rows(like.delta, like.low, True, filled=_LIKE[qual])
-            return None
-        if qual in ("numpy.empty", "numpy.zeros", "numpy.ones") and len(args) == 1:
-            shape = args[0].value
-            if (
-                isinstance(shape, cst.Attribute) and shape.attr.value == "shape"
-                and (like := self.rows(shape.value)) is not None
-                and set(keywords) <= {"dtype"} and all(self.is_fixed(v) for v in keywords.values())
-            ):
-                return _Rows(like.delta, like.low, True, filled=qual != "numpy.empty")
-            return None
-        if qual in _NUMPY_REDUCTIONS and args and (receiver := self.rows(args[0].value)) is not None:
-            if all(self.is_fixed(a.value) for a in args[1:]):
-                return self.reduction(receiver, keywords)
-            return None
-        if qual in _AXIS_TRANSFORMS and len(args) == 1 and (signal := self.rows(args[0].value)) is not None:
-            if set(keywords) <= {"axis", "n"} and all(self.is_fixed(v) for v in keywords.values()):
-                axis = keywords.get("axis")
-                number = -1 if axis is None else _int_literal(axis)
-                if number is not None and (number >= 1 or (number < 0 and signal.low >= 1 - number)):
-                    return _Rows(signal.delta, signal.low, True)
-            return None
-        if qual in _ONE_HOT and len(args) == 1 and _ONE_HOT[qual] in keywords:
-            labels = self.rows(args[0].value)
-            if labels is not None and set(keywords) == {_ONE_HOT[qual]} and self.is_fixed(keywords[_ONE_HOT[qual]]):
-                return _Rows(None, 2, True)
-            return None
-        if qual in elementwise_arithmetic() and not keywords:
-            return self.combine([a.value for a in args])
-        return None
-
-    def counts_rows(self, expr, array) -> bool:
-        """`len(b)` or `b.shape[0]` for the array being reshaped: the row count stays first."""
-        if not isinstance(array, cst.Name):
-            return False
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "len" and len(expr.args) == 1:
-            inner = expr.args[0].value
-            return isinstance(inner, cst.Name) and inner.value == array.value
-        if isinstance(expr, cst.Subscript) and isinstance(expr.value, cst.Attribute) and expr.value.attr.value == "shape":
-            inner = expr.value.value
-            return (
-                isinstance(inner, cst.Name) and inner.value == array.value and len(expr.slice) == 1
-                and isinstance(expr.slice[0].slice, cst.Index) and _int_literal(expr.slice[0].slice.value) == 0
-            )
-        return False
-
-    def reduction(self, receiver: _Rows, keywords) -> _Rows | None:
-        """A reduction over axes other than the first keeps one result per row."""
-        axis = keywords.get("axis")
-        axes = axis.elements if isinstance(axis, cst.Tuple) else [axis] if axis is not None else None
-        if not axes:
-            return None
-        numbers = [e.value if isinstance(e, cst.Element) else e for e in axes]
-        if not all(isinstance(n, cst.Integer) and int(n.value) >= 1 for n in numbers):
-            return None
-        if set(keywords) - {"axis", "keepdims"}:
-            return None
-        keep = keywords.get("keepdims")
-        if keep is None or (isinstance(keep, cst.Name) and keep.value == "False"):
-            delta = None if receiver.delta is None else receiver.delta - len(numbers)
-            return _Rows(delta, 1, True)
-        if isinstance(keep, cst.Name) and keep.value == "True":
-            return _Rows(receiver.delta, receiver.low, True)
-        return None
-
-    def is_newaxis(self, expr) -> bool:
-        return (isinstance(expr, cst.Name) and expr.value == "None") or self.ctx.qualified_name(expr) == "numpy.newaxis"
-
-    def is_fixed(self, expr) -> bool:
-        """The same value for every batch and for the whole array: literals, settings, and per-row shapes."""
-        ctx = self.ctx
-        if isinstance(expr, (cst.Integer, cst.Float, cst.SimpleString)):
-            return True
-        if isinstance(expr, cst.Name):
-            return expr.value in self.fixed or expr.value in ("True", "False", "None") or (
-                expr.value not in self.env and _is_module_name(ctx, expr.value)
-            )
-        if isinstance(expr, cst.UnaryOperation):
-            return self.is_fixed(expr.expression)
-        if isinstance(expr, cst.BinaryOperation):
-            return self.is_fixed(expr.left) and self.is_fixed(expr.right)
-        if isinstance(expr, (cst.Tuple, cst.List)):
-            return all(isinstance(e, cst.Element) and self.is_fixed(e.value) for e in expr.elements)
-        if isinstance(expr, cst.Attribute):
-            if isinstance(expr.value, cst.Name) and expr.value.value == "self":
-                return expr.attr.value in self.const_attrs
-            if expr.attr.value in ("dtype", "ndim") and self.rows(expr.value) is not None:
-                return True
-            root = expr
-            while isinstance(root, cst.Attribute):
-                root = root.value
-            return isinstance(root, cst.Name) and root.value in ctx.imports
-        if isinstance(expr, cst.Subscript):
-            value = expr.value
-            if (
-                isinstance(value, cst.Attribute) and value.attr.value == "shape"
-                and self.rows(value.value) is not None and len(expr.slice) == 1
-            ):
-                index = expr.slice[0].slice
-                return isinstance(index, cst.Index) and isinstance(index.value, cst.Integer) and int(index.value.value) >= 1
-            return self.is_fixed(value) and all(
-                isinstance(e.slice, cst.Index) and self.is_fixed(e.slice.value) for e in expr.slice
-            )
-        if isinstance(expr, cst.Call):
-            qual = ctx.qualified_name(expr.func)
-            known = qual in _CONSTANT_CALLS or qual in elementwise_arithmetic() or effects.is_pure_numpy(qual)
-            return known and all(not a.star and self.is_fixed(a.value) for a in expr.args)
-        return False
-
-
-def _vectorised_loop(stmt, env_names: set[str]):
-    """`for i in range(len(b)): t[i] = E(b[i])`, E element-wise: the same as `t[:] = E(b)`. Returns
-    the replacement statement, or None."""
-    if not isinstance(stmt, cst.For) or stmt.orelse is not None or stmt.asynchronous is not None:
-        return None
-    it = stmt.iter
-    if not (isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and len(it.args) == 1 and not it.args[0].keyword):
-        return None
-    bound = it.args[0].value
-    length_of = element = None
-    if it.func.value == "enumerate" and isinstance(stmt.target, cst.Tuple) and len(stmt.target.elements) == 2:
-        # `for i, row in enumerate(b)`: `row` is `b[i]`
-        index_name, element = (e.value for e in stmt.target.elements)
-        if not (isinstance(index_name, cst.Name) and isinstance(element, cst.Name)):
-            return None
-        length_of, loop_var, element = bound, index_name.value, element.value
-    elif it.func.value != "range" or not isinstance(stmt.target, cst.Name):
-        return None
-    elif isinstance(bound, cst.Call) and isinstance(bound.func, cst.Name) and bound.func.value == "len" and len(bound.args) == 1:
-        length_of = bound.args[0].value
-    elif isinstance(bound, cst.Subscript) and isinstance(bound.value, cst.Attribute) and bound.value.attr.value == "shape":
-        index = bound.slice[0].slice if len(bound.slice) == 1 else None
-        if isinstance(index, cst.Index) and isinstance(index.value, cst.Integer) and index.value.value == "0":
-            length_of = bound.value.value
-    if not (isinstance(length_of, cst.Name) and length_of.value in env_names):
-        return None
-    body = stmt.body
-    if not (isinstance(body, cst.IndentedBlock) and len(body.body) == 1 and isinstance(body.body[0], cst.SimpleStatementLine)):
-        return None
-    line = body.body[0]
-    if len(line.body) != 1 or not isinstance(line.body[0], cst.Assign) or len(line.body[0].targets) != 1:
-        return None
-    assign = line.body[0]
-    if element is None:
-        loop_var = stmt.target.value
-
-    def row_of(node):
-        if (
-            isinstance(node, cst.Subscript) and isinstance(node.value, cst.Name) and node.value.value in env_names
-            and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index)
-            and isinstance(node.slice[0].slice.value, cst.Name) and node.slice[0].slice.value.value == loop_var
-        ):
-            return node.value
-        return None
-
-    target = row_of(assign.targets[0].target)
-    if target is None:
-        return None
-
-    class _Unrow(cst.CSTTransformer):
-        def leave_Subscript(self, original, updated):
-            name = row_of(original)
-            return name.with_changes(lpar=updated.lpar, rpar=updated.rpar) if name is not None else updated
-
-        def leave_Name(self, original, updated):
-            return updated.with_changes(value=length_of.value) if original.value == element else updated
-
-        def leave_Attribute(self, original, updated):
-            return updated.with_changes(attr=original.attr)
-
-    value = assign.value.visit(_Unrow())
-    if any(isinstance(n, cst.Name) and n.value == loop_var for n in walk(value)):
-        return None
-    for node in walk(value):
-        if isinstance(node, (cst.Subscript, cst.Lambda)) or (
-            isinstance(node, cst.Attribute) and _attribute_root(node) in env_names | {None}
-        ):
-            return None  # per-row methods and indexing mean something else on the whole array
-    new = cst.parse_statement(f"{target.value}[:] = x\n").with_changes(leading_lines=stmt.leading_lines)
-    small = new.body[0].with_changes(value=value)
-    return new.with_changes(body=[small], trailing_whitespace=line.trailing_whitespace)
-
-
-def _attribute_root(node) -> str | None:
-    """`np` for `np.log1p`, `self` for `self.mu`; None when the chain starts elsewhere."""
-    while isinstance(node, cst.Attribute):
-        node = node.value
-    return node.value if isinstance(node, cst.Name) else None
 
 
 def _cached_rebase(cache: dict, ctx, seq):
@@ -1334,7 +945,7 @@ def rebase_fix(ctx, seq):
     Offered only for the plain pattern, where nothing of the class is lost: `__init__` stores the
     data, the batch size and settings; `__len__` is the ceiling of rows over batch size; `__getitem__`
     slices batch `idx` of x and y, preprocesses one of them and returns both. The preprocessing must be
-    proven row-wise (`_RowWiseProof`), because PreprocessedSequence runs it over the whole array once."""
+    proven row-wise (`RowWiseProof`), because PreprocessedSequence runs it over the whole array once."""
     found = _plain_sequence(ctx, seq)
     if found is None:
         return None
@@ -1373,7 +984,7 @@ def rebase_fix(ctx, seq):
     steps = []
     assigned = {name}
     for stmt in middle:
-        loop = _vectorised_loop(stmt, assigned)
+        loop = vectorised_loop(stmt, assigned)
         steps.append(loop if loop is not None else stmt)
         for node in walk(steps[-1]):
             if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
@@ -1391,11 +1002,11 @@ def rebase_fix(ctx, seq):
             if node.attr.value not in consts:
                 return None
             uses_self = True
-    self_reads = sum(1 for n in walk(method_body) if isinstance(n, cst.Attribute) and _attribute_root(n) == "self"
+    self_reads = sum(1 for n in walk(method_body) if isinstance(n, cst.Attribute) and attribute_root(n) == "self"
                      and isinstance(n.value, cst.Name))
     if sum(1 for n in _variables(method_body) if n.value == "self") != self_reads:
         return None  # `self` passed on: something may read the per-batch state
-    proof = _RowWiseProof(ctx, name, set(consts))
+    proof = RowWiseProof(ctx, name, set(consts), _per_batch_functions(ctx, seq))
     if not proof.statements(steps):
         return None
     rows = proof.rows(result)
@@ -1497,7 +1108,7 @@ def _plain_sequence(ctx, seq):
     if len(getitem.params.params) != 2 or x_attr not in stored or bs_attr not in stored or x_attr == bs_attr:
         return None
     others = [a for a in stored if a not in (x_attr, bs_attr)]
-    if len(others) > 1 and any(a in _BASE_ATTRIBUTES or a.startswith("_") for a in others):
+    if len(others) > 1 and any(a in _base_attributes() or a.startswith("_") for a in others):
         return None  # a setting would shadow (or be shadowed by) the new base class's own state
     for y_attr in others:
         consts = [a for a in others if a != y_attr]
@@ -1572,7 +1183,7 @@ def helper_hoist_fix(ctx, seq, helper, volatile: set[str]):
     """The safe fix preprocessing once, with the helper itself, every dataset attribute that per-batch
     code only ever passes, sliced, to `helper`; or None.
 
-    The helper must be proven row-wise (`_RowWiseProof`) with its one data parameter as the batch, and
+    The helper must be proven row-wise (`RowWiseProof`) with its one data parameter as the batch, and
     read only settings: `self` attributes set in `__init__` and never per batch or epoch, literals,
     module names, and parameters left at literal defaults."""
     init = seq.own_methods.get("__init__")
@@ -1616,7 +1227,7 @@ def helper_hoist_fix(ctx, seq, helper, volatile: set[str]):
     loop_edits = []
     assigned = {data.name.value}
     for position, stmt in enumerate(body[:-1]):
-        loop = _vectorised_loop(stmt, assigned)
+        loop = vectorised_loop(stmt, assigned)
         if loop is not None:
             body[position] = loop
             code = cst.Module([]).code_for_node(loop.with_changes(leading_lines=[])).rstrip("\n")
@@ -1624,7 +1235,7 @@ def helper_hoist_fix(ctx, seq, helper, volatile: set[str]):
         for node in walk(body[position]):
             if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
                 assigned.add(node.target.value)
-    proof = _RowWiseProof(ctx, data.name.value, consts)
+    proof = RowWiseProof(ctx, data.name.value, consts, _per_batch_functions(ctx, seq))
     proof.fixed.update(p.name.value for p in settings)
     if not proof.statements(body[:-1]):
         return None
@@ -1683,9 +1294,11 @@ def _literal(expr) -> bool:
     return isinstance(expr, cst.Name) and expr.value.isupper()  # a module constant such as HU_MIN
 
 
-def _int_literal(expr) -> int | None:
-    if isinstance(expr, cst.Integer):
-        return int(expr.value)
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus) and isinstance(expr.expression, cst.Integer):
-        return -int(expr.expression.value)
-    return None
+def _base_attributes() -> frozenset[str]:
+    return frozenset(load_data_table("seqkit_api.toml")["preprocessed_sequence_attributes"])
+
+
+def _per_batch_functions(ctx, seq):
+    """Every function per-batch or per-epoch code of `seq` reaches."""
+    reached = ctx.call_graph.reached[seq.name]
+    return [func for phase in (Phase.BATCH, Phase.EPOCH) for func in reached[phase]]

@@ -240,27 +240,7 @@ def _seqlint_fix(path: Path, unsafe: bool) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, cwd=path.parent, timeout=120)
 
 
-# Issue 5 is open here: SEQ101's fix hoists per-batch steps into `preprocess_once` in __init__, while these
-# after files specify the fuller rewrite (rebasing on PreprocessedSequence, or hoisting the whole helper).
-# Strict: once the rule produces the spec, the pass fails the run and the marker must go.
-_SEQ101_REWRITE_PENDING = pytest.mark.xfail(
-    strict=True, reason="SEQ101 cannot prove this helper row-wise yet, so its hoist is not safe (issue 5)"
-)
-
-
-# Pairs whose after.py SEQ101 cannot produce yet: their helper is not provably row-wise to the rule's
-# analysis (text_tokenize_pad: dict lookups and string splitting per row), so no safe fix is offered.
-_SEQ101_PENDING_PAIRS = frozenset({
-    "text_tokenize_pad",
-})
-
-
-def _safe_case(pair):
-    marks = [_SEQ101_REWRITE_PENDING] if pair.name in _SEQ101_PENDING_PAIRS else []
-    return pytest.param(pair, False, id=f"{pair.name}-safe", marks=marks)
-
-
-FIX_CASES = [_safe_case(pair) for pair in PAIRS] + [
+FIX_CASES = [pytest.param(pair, False, id=f"{pair.name}-safe") for pair in PAIRS] + [
     pytest.param(pair, True, id=f"{pair.name}-unsafe") for pair in PAIRS if "after_unsafe" in pair.variants
 ]
 
