@@ -66,7 +66,12 @@ def __init__(self, x_path, y_path, batch_size, **kwargs):
 or `seqkit.MemmapSequence(x_path, y_path, batch_size=batch_size)`.
 
 ## Fix safety
-The fix adds `mmap_mode="r"`. It is safe when the array is never written to: no item or slice
+The fix adds `mmap_mode="r"`. When the path is a string that names a `.npy` file, it also wraps the
+load in `np.asarray(...)`, which gives a plain `ndarray` over the same map without copying: the
+array keeps the type the code had, and indexing it per batch skips `np.memmap`'s Python-level
+`__getitem__` (about 1 µs a call, a few percent of an epoch that does nothing else). A path of
+unknown kind gets no wrapper, since a `.npz` archive would not survive it, and neither does an array
+handed to a seqkit dataset, which re-maps the file in its worker processes. The fix is safe when the array is never written to: no item or slice
 assignment, in-place operator, in-place method (`sort`, `fill`, ...), `out=` argument, shuffle, or
 call of unknown code that receives it (followed through local names, views, `self` attributes and the
 Sequence's constructor). Otherwise it is unsafe: writing to a read-only map raises `ValueError`. An
@@ -124,7 +129,8 @@ A file replaced on disk while training would also change under a map.
             "class Data(PyDataset):\n    def __init__(self, x, y, **kwargs):\n        super().__init__(**kwargs)\n"
             "        self.x, self.y = x, y\n\n"
             "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.x[i], self.y[i]\n\n"
-            "x_train = numpy.load('x_train.npy', mmap_mode=\"r\")\ny_train = numpy.load('y_train.npy', allow_pickle=False, mmap_mode=\"r\")\n"
+            "x_train = numpy.asarray(numpy.load('x_train.npy', mmap_mode=\"r\"))\n"
+            "y_train = numpy.asarray(numpy.load('y_train.npy', allow_pickle=False, mmap_mode=\"r\"))\n"
             "train = Data(x_train, y=y_train)\n",
         ),
         # An explicit `mmap_mode=None` is eager too.
@@ -133,7 +139,14 @@ A file replaced on disk while training would also change under a map.
             expected=[7],
             fixed=_HEAD + _CLASS + "        self.x = np.load(path, mmap_mode=\"r\")\n        self.batch_size = batch_size\n" + _TAIL,
         ),
-        # Loaded inside the constructor call.
+        # ... and with a .npy path, kept a plain ndarray over the map.
+        Invalid(
+            _HEAD + _CLASS + "        self.x = np.load(f'{path}/x.npy', None)\n        self.batch_size = batch_size\n" + _TAIL,
+            expected=[7],
+            fixed=_HEAD + _CLASS + "        self.x = np.asarray(np.load(f'{path}/x.npy', \"r\"))\n        self.batch_size = batch_size\n"
+            + _TAIL,
+        ),
+        # Loaded inside a seqkit constructor call: no np.asarray, seqkit re-maps the file in its workers.
         Invalid(
             "import numpy as np\nimport seqkit\n\nds = seqkit.MemmapSequence(np.load('x.npy'), batch_size=8)\n",
             expected=[4],
@@ -149,7 +162,7 @@ A file replaced on disk while training would also change under a map.
             fixed="import numpy as np\nimport keras\n\nclass D(keras.utils.PyDataset):\n"
             "    def __init__(self, x, **kwargs):\n        super().__init__(**kwargs)\n        self.x = x\n\n"
             "    def __len__(self):\n        return 1\n\n    def __getitem__(self, i):\n        return self.x[i]\n\n"
-            "X = np.load('x.npy', mmap_mode=\"r\")\n\ndef build():\n    return D(X[:100])\n",
+            "X = np.asarray(np.load('x.npy', mmap_mode=\"r\"))\n\ndef build():\n    return D(X[:100])\n",
         ),
         # Followed into the constructor: the class shuffles its `y` in place each epoch.
         Invalid(
@@ -193,7 +206,8 @@ A file replaced on disk while training would also change under a map.
             if not tracker.stored:
                 continue  # converted or reduced on the way in (`np.asarray(ids)`): not the data itself
             seen.add(id(call))
-            yield self._finding(ctx, call, tracker, f"is passed to `{ctx.code(uses[0].func)}`")
+            into_seqkit = any((ctx.qualified_name(use) or "").startswith("seqkit.") for use in uses)
+            yield self._finding(ctx, call, tracker, f"is passed to `{ctx.code(uses[0].func)}`", into_seqkit)
         # `Data(np.load("x.npy"), ...)`: loaded right in the constructor call.
         for calls in constructors.values():
             for _, node in calls:
@@ -211,27 +225,35 @@ A file replaced on disk while training would also change under a map.
                             tracker._unknown(node, f"passed to `{ctx.code(node.func)}`, defined in another file")
                     if tracker.stored:
                         seen.add(id(load))
-                        yield self._finding(ctx, load, tracker, f"is passed to `{ctx.code(node.func)}`")
+                        yield self._finding(
+                            ctx, load, tracker, f"is passed to `{ctx.code(node.func)}`", qualname.startswith("seqkit.")
+                        )
 
-    def _finding(self, ctx, call: cst.Call, tracker: _Tracker, how: str) -> Finding:
+    def _finding(self, ctx, call: cst.Call, tracker: _Tracker, how: str, into_seqkit: bool = False) -> Finding:
         written = ctx.code(call.func)
         message = (f"`{written}` reads the whole array into memory and {how}; "
                    "memory-map it with `mmap_mode=\"r\"`")
         explicit_none = _explicit_none_mode(call)
-        if explicit_none is not None:
+        if not call.args:
+            return ctx.report(self, call, message=message)
+        # seqkit's datasets take the np.memmap itself: they re-map its file in worker processes.
+        wrapper = None if into_seqkit else _plain_array_wrapper(ctx, call)
+        if wrapper is not None:
+            edit = Edit(f"{wrapper}({ctx.code(_mapped(call, explicit_none))})", *ctx.position(call))
+            title = f"Memory-map it: `{wrapper}(np.load(..., mmap_mode=\"r\"))`"
+        elif explicit_none is not None:
             edit = Edit('"r"', *ctx.position(explicit_none))
-        elif call.args:
+            title = "Add `mmap_mode=\"r\"`"
+        else:
             end = ctx.position(call.args[-1].value)[1]
             edit = Edit(', mmap_mode="r"', end, end)
-        else:
-            return ctx.report(self, call, message=message)
+            title = "Add `mmap_mode=\"r\"`"
         if tracker.writes:
             row, reason = min(tracker.writes)
             fix = Fix(Applicability.UNSAFE,
-                      f"Add `mmap_mode=\"r\"` (unsafe: line {row}: the array is {reason}, and a read-only map "
-                      "refuses writes)", (edit,))
+                      f"{title} (unsafe: line {row}: the array is {reason}, and a read-only map refuses writes)", (edit,))
         else:
-            fix = Fix(Applicability.SAFE, "Add `mmap_mode=\"r\"`", (edit,))
+            fix = Fix(Applicability.SAFE, title, (edit,))
         return ctx.report(self, call, message=message, fix=fix)
 
 
@@ -252,6 +274,34 @@ def _is_eager_npy_load(ctx, call: cst.Call) -> bool:
         return False
     path = positional[0].value if positional else keywords["file"]
     return ".npz" not in ctx.code(path)
+
+
+def _mapped(call: cst.Call, explicit_none) -> cst.Call:
+    """The load with `mmap_mode="r"`: the explicit `None` replaced, or the keyword appended."""
+    if explicit_none is not None:
+        return call.deep_replace(explicit_none, cst.SimpleString('"r"'))
+    mode = cst.Arg(
+        cst.SimpleString('"r"'), keyword=cst.Name("mmap_mode"),
+        equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
+    )
+    last = call.args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+    return call.with_changes(args=[*call.args[:-1], last, mode])
+
+
+def _plain_array_wrapper(ctx, call: cst.Call) -> str | None:
+    """`np.asarray` (spelt as the call spells numpy) when the load certainly reads a `.npy` file."""
+    if not isinstance(call.func, cst.Attribute):
+        return None  # `from numpy import load`: no numpy name to spell asarray with
+    path = next((a.value for a in call.args if a.keyword is None or a.keyword.value == "file"), None)
+    if isinstance(path, cst.SimpleString):
+        text = path.evaluated_value
+    elif isinstance(path, cst.FormattedString) and path.parts and isinstance(path.parts[-1], cst.FormattedStringText):
+        text = path.parts[-1].value
+    else:
+        return None
+    if not isinstance(text, str) or not text.endswith(".npy"):
+        return None
+    return f"{ctx.code(call.func.value)}.asarray"
 
 
 def _is_none(expr: cst.BaseExpression) -> bool:
