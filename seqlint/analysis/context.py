@@ -71,9 +71,11 @@ class ModuleContext:
 
         return BatchDataflow(self)
 
-    def batch_functions(self, seq: SequenceClass) -> list[cst.FunctionDef]:
-        """`__getitem__` and everything it calls, in discovery order."""
-        return list(self.call_graph.reached[seq.name][Phase.BATCH])
+    def batch_functions(self, seq: SequenceClass, phases: tuple[Phase, ...] = (Phase.BATCH,)) -> list[cst.FunctionDef]:
+        """The functions `seq` runs in `phases`, by default per batch (`__getitem__` and everything it
+        calls), in discovery order."""
+        reached = self.call_graph.reached[seq.name]
+        return [func for phase in phases for func in reached[phase]]
 
     def functions_in_phase(self, phase: Phase) -> list[tuple[cst.FunctionDef, SequenceClass, tuple[str, ...]]]:
         """(function, a Sequence it runs for, call path from the Keras entry point), each function once

@@ -259,16 +259,15 @@ class BatchDataflow:
     def volatile_attrs(self, seq) -> set[str]:
         """Attributes assigned in per-batch or per-epoch code: not constants of the dataset."""
         found: set[str] = set()
-        for phase in (Phase.BATCH, Phase.EPOCH):
-            for func in self.ctx.call_graph.reached[seq.name][phase]:
-                for node in walk(func.body):
-                    targets = []
-                    if isinstance(node, cst.Assign):
-                        targets = [t.target for t in node.targets]
-                    elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
-                        targets = [node.target]
-                    for target in targets:
-                        for sub in walk(target):
-                            if (attr := is_self_attr(sub)) is not None:
-                                found.add(attr)
+        for func in self.ctx.batch_functions(seq, (Phase.BATCH, Phase.EPOCH)):
+            for node in walk(func.body):
+                targets = []
+                if isinstance(node, cst.Assign):
+                    targets = [t.target for t in node.targets]
+                elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+                    targets = [node.target]
+                for target in targets:
+                    for sub in walk(target):
+                        if (attr := is_self_attr(sub)) is not None:
+                            found.add(attr)
         return found

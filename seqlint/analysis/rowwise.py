@@ -480,7 +480,7 @@ class _RowScope:
 
 def row_loop_header(loop: cst.For) -> tuple[str, str | None, str] | None:
     """(index, item, source) for `for index, item in enumerate(source)` and (index, None, source) for
-    `for index in range(len(source))`; None for any other loop."""
+    `for index in range(len(source))` or `range(source.shape[0])`; None for any other loop."""
     if loop.orelse is not None or loop.asynchronous is not None:
         return None
     it = loop.iter
@@ -492,13 +492,18 @@ def row_loop_header(loop: cst.For) -> tuple[str, str | None, str] | None:
         if isinstance(index, cst.Name) and isinstance(item, cst.Name) and isinstance(bound, cst.Name):
             return index.value, item.value, bound.value
         return None
-    if (
-        it.func.value == "range" and isinstance(loop.target, cst.Name) and isinstance(bound, cst.Call)
-        and isinstance(bound.func, cst.Name) and bound.func.value == "len" and len(bound.args) == 1
-        and isinstance(bound.args[0].value, cst.Name)
-    ):
-        return loop.target.value, None, bound.args[0].value.value
-    return None
+    if it.func.value != "range" or not isinstance(loop.target, cst.Name):
+        return None
+    if isinstance(bound, cst.Call) and isinstance(bound.func, cst.Name) and bound.func.value == "len" and len(bound.args) == 1:
+        source = bound.args[0].value
+    elif isinstance(bound, cst.Subscript) and isinstance(bound.value, cst.Attribute) and bound.value.attr.value == "shape":
+        first = bound.slice[0].slice if len(bound.slice) == 1 else None
+        if not (isinstance(first, cst.Index) and int_literal(first.value) == 0):
+            return None
+        source = bound.value.value
+    else:
+        return None
+    return (loop.target.value, None, source.value) if isinstance(source, cst.Name) else None
 
 
 def changed_by_calls(functions) -> set[str]:
@@ -516,29 +521,10 @@ def changed_by_calls(functions) -> set[str]:
 def vectorised_loop(stmt, env_names: set[str]):
     """`for i in range(len(b)): t[i] = E(b[i])`, E element-wise: the same as `t[:] = E(b)`. Returns
     the replacement statement, or None."""
-    if not isinstance(stmt, cst.For) or stmt.orelse is not None or stmt.asynchronous is not None:
+    header = row_loop_header(stmt) if isinstance(stmt, cst.For) else None
+    if header is None or header[2] not in env_names:
         return None
-    it = stmt.iter
-    if not (isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and len(it.args) == 1 and not it.args[0].keyword):
-        return None
-    bound = it.args[0].value
-    length_of = element = None
-    if it.func.value == "enumerate" and isinstance(stmt.target, cst.Tuple) and len(stmt.target.elements) == 2:
-        # `for i, row in enumerate(b)`: `row` is `b[i]`
-        index_name, element = (e.value for e in stmt.target.elements)
-        if not (isinstance(index_name, cst.Name) and isinstance(element, cst.Name)):
-            return None
-        length_of, loop_var, element = bound, index_name.value, element.value
-    elif it.func.value != "range" or not isinstance(stmt.target, cst.Name):
-        return None
-    elif isinstance(bound, cst.Call) and isinstance(bound.func, cst.Name) and bound.func.value == "len" and len(bound.args) == 1:
-        length_of = bound.args[0].value
-    elif isinstance(bound, cst.Subscript) and isinstance(bound.value, cst.Attribute) and bound.value.attr.value == "shape":
-        index = bound.slice[0].slice if len(bound.slice) == 1 else None
-        if isinstance(index, cst.Index) and isinstance(index.value, cst.Integer) and index.value.value == "0":
-            length_of = bound.value.value
-    if not (isinstance(length_of, cst.Name) and length_of.value in env_names):
-        return None
+    loop_var, element, source = header
     body = stmt.body
     if not (isinstance(body, cst.IndentedBlock) and len(body.body) == 1 and isinstance(body.body[0], cst.SimpleStatementLine)):
         return None
@@ -546,8 +532,6 @@ def vectorised_loop(stmt, env_names: set[str]):
     if len(line.body) != 1 or not isinstance(line.body[0], cst.Assign) or len(line.body[0].targets) != 1:
         return None
     assign = line.body[0]
-    if element is None:
-        loop_var = stmt.target.value
 
     def row_of(node):
         if (
@@ -568,7 +552,7 @@ def vectorised_loop(stmt, env_names: set[str]):
             return name.with_changes(lpar=updated.lpar, rpar=updated.rpar) if name is not None else updated
 
         def leave_Name(self, original, updated):
-            return updated.with_changes(value=length_of.value) if original.value == element else updated
+            return updated.with_changes(value=source) if original.value == element else updated
 
         def leave_Attribute(self, original, updated):
             return updated.with_changes(attr=original.attr)

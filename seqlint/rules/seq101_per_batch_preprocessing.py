@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import libcst as cst
 
 from seqlint.analysis.dataflow import FILE, MEMORY, RANDOM, is_self_attr
@@ -1006,7 +1008,7 @@ def rebase_fix(ctx, seq):
                      and isinstance(n.value, cst.Name))
     if sum(1 for n in _variables(method_body) if n.value == "self") != self_reads:
         return None  # `self` passed on: something may read the per-batch state
-    proof = RowWiseProof(ctx, name, set(consts), _per_batch_functions(ctx, seq))
+    proof = RowWiseProof(ctx, name, set(consts), ctx.batch_functions(seq, (Phase.BATCH, Phase.EPOCH)))
     if not proof.statements(steps):
         return None
     rows = proof.rows(result)
@@ -1235,7 +1237,7 @@ def helper_hoist_fix(ctx, seq, helper, volatile: set[str]):
         for node in walk(body[position]):
             if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
                 assigned.add(node.target.value)
-    proof = RowWiseProof(ctx, data.name.value, consts, _per_batch_functions(ctx, seq))
+    proof = RowWiseProof(ctx, data.name.value, consts, ctx.batch_functions(seq, (Phase.BATCH, Phase.EPOCH)))
     proof.fixed.update(p.name.value for p in settings)
     if not proof.statements(body[:-1]):
         return None
@@ -1294,11 +1296,6 @@ def _literal(expr) -> bool:
     return isinstance(expr, cst.Name) and expr.value.isupper()  # a module constant such as HU_MIN
 
 
+@lru_cache(maxsize=None)
 def _base_attributes() -> frozenset[str]:
     return frozenset(load_data_table("seqkit_api.toml")["preprocessed_sequence_attributes"])
-
-
-def _per_batch_functions(ctx, seq):
-    """Every function per-batch or per-epoch code of `seq` reaches."""
-    reached = ctx.call_graph.reached[seq.name]
-    return [func for phase in (Phase.BATCH, Phase.EPOCH) for func in reached[phase]]

@@ -71,11 +71,13 @@ load in `np.asarray(...)`, which gives a plain `ndarray` over the same map witho
 array keeps the type the code had, and indexing it per batch skips `np.memmap`'s Python-level
 `__getitem__` (about 1 µs a call, a few percent of an epoch that does nothing else). A path of
 unknown kind gets no wrapper, since a `.npz` archive would not survive it, and neither does an array
-handed to a seqkit dataset, which re-maps the file in its worker processes. The fix is safe when the array is never written to: no item or slice
-assignment, in-place operator, in-place method (`sort`, `fill`, ...), `out=` argument, shuffle, or
-call of unknown code that receives it (followed through local names, views, `self` attributes and the
-Sequence's constructor). Otherwise it is unsafe: writing to a read-only map raises `ValueError`. An
-array handed to a Sequence class of another file counts as unknown, so its fix is unsafe.
+handed to a seqkit dataset, which re-maps the file in its worker processes.
+
+The fix is safe when the array is never written to: no item or slice assignment, in-place
+operator, in-place method (`sort`, `fill`, ...), `out=` argument, shuffle, or call of unknown code
+that receives it (followed through local names, views, `self` attributes and the Sequence's
+constructor). Otherwise it is unsafe: writing to a read-only map raises `ValueError`. An array
+handed to a Sequence class of another file counts as unknown, so its fix is unsafe.
 A file replaced on disk while training would also change under a map.
 """
 
@@ -238,16 +240,15 @@ A file replaced on disk while training would also change under a map.
             return ctx.report(self, call, message=message)
         # seqkit's datasets take the np.memmap itself: they re-map its file in worker processes.
         wrapper = None if into_seqkit else _plain_array_wrapper(ctx, call)
+        title = "Add `mmap_mode=\"r\"`"
         if wrapper is not None:
             edit = Edit(f"{wrapper}({ctx.code(_mapped(call, explicit_none))})", *ctx.position(call))
             title = f"Memory-map it: `{wrapper}(np.load(..., mmap_mode=\"r\"))`"
         elif explicit_none is not None:
             edit = Edit('"r"', *ctx.position(explicit_none))
-            title = "Add `mmap_mode=\"r\"`"
         else:
             end = ctx.position(call.args[-1].value)[1]
             edit = Edit(', mmap_mode="r"', end, end)
-            title = "Add `mmap_mode=\"r\"`"
         if tracker.writes:
             row, reason = min(tracker.writes)
             fix = Fix(Applicability.UNSAFE,
