@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import libcst as cst
 
 from seqlint.analysis import effects
+from seqlint.analysis.arrays import ValueKinds, dtype_class, is_index_vector
 from seqlint.analysis.dataflow import FILE, MEMORY
 from seqlint.analysis.hotpath import Phase, walk
 from seqlint.analysis.tables import elementwise_numpy
@@ -43,6 +46,9 @@ what was read), not settings or shapes; nested loops are reported once, at the o
 read files per sample are SEQ201's; loops calling other functions (a resize, an augmentation) are not
 flagged here.
 
+It also flags a loop that gathers an array one row, or one window `a[s:s + n]`, at a time into a list
+(`for i in rows: parts.append(self.x[i])`): NumPy takes all of them with one index.
+
 ## Why is this bad?
 Each Python iteration costs around a microsecond of interpreter overhead before any arithmetic is
 done, and the arithmetic itself runs on one row at a time, without SIMD. The same expression applied
@@ -61,6 +67,18 @@ batch = np.array(self.x[lo:hi])
 batch[:] = batch * 2
 ```
 
+Gathering rows one at a time:
+```python
+parts = [np.empty((0, 8))]
+for r in rows:
+    parts.append(self.x[r])
+batch = np.vstack(parts)
+```
+is one fancy index:
+```python
+batch = np.vstack([np.empty((0, 8)), self.x[rows]])
+```
+
 ## Fix safety
 The fix handles the loop `for i in range(len(a))` (or `range(a.shape[0])`, `enumerate(a)`) whose body
 is the single statement `a[i] = <expression of a[i]>` or `a[i] <op>= <expression>`, where the
@@ -69,6 +87,24 @@ use of `a`. It becomes `a[:] = <expression of a>`, which writes the same values 
 (with the same casting to `a`'s dtype).
 It is **safe** when `a` is assigned from a NumPy call in the same function, so it is an ndarray; otherwise
 **unsafe**: for a Python list `a * 2` repeats the list instead of doubling its items.
+
+A gather loop is fixed when the statement after it is `x = np.vstack(parts)` (or `return np.vstack(parts)`),
+nothing else reads the list, and seqlint can tell from how the values are made (NumPy constructors,
+slices, literals, returns of module functions; see `seqlint/analysis/arrays.py`) that the array is an
+ndarray of rank 2 (rank 1: the fix writes `self.x[rows][:, None]`) and that `rows` is a 1-D integer array
+or a `range`. A DataFrame's `[r]` is a column, a list takes no index array, a boolean array is a mask:
+without that proof there is no fix. The loop becomes `parts.append(self.x[rows])`; when it directly
+follows `parts = [seed]` (or `parts = []`), the three statements become
+`x = np.vstack([seed, self.x[rows]])` (or `x = self.x[rows]`). Comments inside the loop go with it.
+For every non-empty `rows` the index picks the same rows in the same order (negative indices too) and the
+stack has the same shape and dtype. The fix is **safe** when the seed is an empty twin of the array,
+`np.empty((0, x.shape[1]))` of the array's own dtype (what SEQ103's fix leaves after
+`batch = np.empty((0, d))`): then an empty `rows` gives the seed back either way. Otherwise it is
+**unsafe**: with no rows the loop adds nothing, while the index adds an empty piece that can change the
+stacked dtype or fail its width check, and `np.vstack([])` raises where the index gives an empty array.
+A window gather `a[s:s + n]` over a 1-D array becomes `a[starts[:, None] + np.arange(n)]` and is
+**unsafe** too: for a window running past the end the slice is shorter (and the stack raises or mixes
+lengths) where the index raises IndexError, and a negative start reads the array from its end.
 """
 
     valid = [
@@ -220,17 +256,238 @@ class Gen(tf.keras.utils.Sequence):
 """,
             expected=[6, 13, 16],
         ),
+        # Rows gathered one at a time into a list seeded with an empty twin of the array (same dtype and
+        # width: what SEQ103's fix leaves): one index, one vstack, the same even for a batch of no rows.
+        Invalid(
+            """import numpy as np
+from keras.utils import PyDataset
+
+
+class Rows(PyDataset):
+    def __init__(self, path, batch_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.x = np.loadtxt(path, delimiter=",", ndmin=2)
+        self.order = np.arange(len(self.x))
+        self.batch_size = batch_size
+
+    def __getitem__(self, idx):
+        rows = self.order[idx * self.batch_size:(idx + 1) * self.batch_size]
+        batch_parts = [np.empty((0, self.x.shape[1]))]
+        for r in rows:
+            batch_parts.append(self.x[r])  # one row at a time
+        batch = np.vstack(batch_parts)
+        return batch
+""",
+            expected=[(15, 9)],
+            fixed="""import numpy as np
+from keras.utils import PyDataset
+
+
+class Rows(PyDataset):
+    def __init__(self, path, batch_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.x = np.loadtxt(path, delimiter=",", ndmin=2)
+        self.order = np.arange(len(self.x))
+        self.batch_size = batch_size
+
+    def __getitem__(self, idx):
+        rows = self.order[idx * self.batch_size:(idx + 1) * self.batch_size]
+        batch = np.vstack([np.empty((0, self.x.shape[1])), self.x[rows]])
+        return batch
+""",
+            runs="""
+import os, tempfile
+import numpy as np
+path = os.path.join(tempfile.mkdtemp(), "rows.csv")
+np.savetxt(path, np.arange(24.0).reshape(8, 3) ** 1.5, delimiter=",")
+gen = Rows(path)
+result = [gen[0], gen[1], gen[2]]  # the third batch has no rows
+""",
+        ),
+        # A 1-D array gathered by a range into an empty list, returned stacked: one column per row. Unsafe:
+        # with no rows np.vstack([]) raises, the index gives an empty array.
+        Invalid(
+            """import numpy as np
+from keras.utils import PyDataset
+
+
+class Labels(PyDataset):
+    def __init__(self, labels, batch_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.y = np.array([int(v) for v in labels])
+        self.batch_size = batch_size
+
+    def __getitem__(self, idx):
+        parts = []
+        for i in range(idx * self.batch_size, min((idx + 1) * self.batch_size, len(self.y))):
+            parts.append(self.y[i])
+        return np.vstack(parts)
+""",
+            expected=[13],
+            fixed="""import numpy as np
+from keras.utils import PyDataset
+
+
+class Labels(PyDataset):
+    def __init__(self, labels, batch_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.y = np.array([int(v) for v in labels])
+        self.batch_size = batch_size
+
+    def __getitem__(self, idx):
+        return self.y[range(idx * self.batch_size, min((idx + 1) * self.batch_size, len(self.y)))][:, None]
+""",
+            runs="""
+gen = Labels(["3", "1", "4", "1", "5", "9"])
+result = [gen[0], gen[1]]
+""",
+        ),
+        # Reported without a fix: a table of unknown type (a DataFrame's [r] is a column), a boolean
+        # index (a mask), a list joined by np.stack, a list whose length is read after the join.
+        Invalid(
+            """import numpy as np
+import pandas as pd
+from keras.utils import PyDataset
+
+
+class Mixed(PyDataset):
+    def __init__(self, path, **kwargs):
+        super().__init__(**kwargs)
+        self.table = pd.read_csv(path)
+        self.x = np.zeros((100, 4), dtype=np.float32)
+        self.keep = np.array([True, False, True])
+
+    def __getitem__(self, idx):
+        rows = np.arange(idx * 8, (idx + 1) * 8)
+        frames = []
+        for r in rows:
+            frames.append(self.table[r])
+        kept = []
+        for k in self.keep:
+            kept.append(self.x[k])
+        stacked = []
+        for r in rows:
+            stacked.append(self.x[r])
+        parts = []
+        for r in rows:
+            parts.append(self.x[r])
+        joined = np.vstack(parts)
+        return np.vstack(frames), np.vstack(kept), np.stack(stacked), joined, len(parts)
+""",
+            expected=[16, 19, 22, 25],
+        ),
+        # The list gets another piece first: only the loop becomes one piece (unsafe: with no rows the
+        # empty piece could change the stack's dtype or fail its width check).
+        Invalid(
+            """import numpy as np
+from keras.utils import PyDataset
+
+
+class Padded(PyDataset):
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.x = np.zeros((n, 3), dtype=np.int16)
+
+    def __getitem__(self, idx):
+        rows = np.arange(idx * 4, idx * 4 + 4)
+        parts = [self.x[:1]]
+        parts.append(self.x[-1:])
+        for r in rows:
+            parts.append(self.x[r])
+        return np.vstack(parts)
+""",
+            expected=[14],
+            fixed="""import numpy as np
+from keras.utils import PyDataset
+
+
+class Padded(PyDataset):
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.x = np.zeros((n, 3), dtype=np.int16)
+
+    def __getitem__(self, idx):
+        rows = np.arange(idx * 4, idx * 4 + 4)
+        parts = [self.x[:1]]
+        parts.append(self.x[-1:])
+        parts.append(self.x[rows])
+        return np.vstack(parts)
+""",
+            runs="""
+import numpy as np
+gen = Padded.__new__(Padded)
+gen.x = np.arange(36, dtype=np.int16).reshape(12, 3)
+result = [gen[0], gen[1], gen[2]]
+""",
+        ),
+        # Sliding windows of a 1-D series: an unsafe fix (a start past the end would fail differently).
+        Invalid(
+            """import numpy as np
+from keras.utils import PyDataset
+
+
+class Windows(PyDataset):
+    def __init__(self, path, width=5, **kwargs):
+        super().__init__(**kwargs)
+        self.series = np.fromfile(path, dtype=np.float32)
+        self.width = width
+        self.starts = np.arange(0, len(self.series) - width, 2)
+
+    def __getitem__(self, idx):
+        starts = self.starts[idx * 4:(idx + 1) * 4]
+        windows = [np.zeros((0, self.width), dtype=np.float32)]
+        for s in starts:
+            windows.append(self.series[s:s + self.width])
+        return np.vstack(windows)
+""",
+            expected=[15],
+            fixed="""import numpy as np
+from keras.utils import PyDataset
+
+
+class Windows(PyDataset):
+    def __init__(self, path, width=5, **kwargs):
+        super().__init__(**kwargs)
+        self.series = np.fromfile(path, dtype=np.float32)
+        self.width = width
+        self.starts = np.arange(0, len(self.series) - width, 2)
+
+    def __getitem__(self, idx):
+        starts = self.starts[idx * 4:(idx + 1) * 4]
+        return np.vstack([np.zeros((0, self.width), dtype=np.float32), self.series[starts[:, None] + np.arange(self.width)]])
+""",
+            runs="""
+gen = Windows.__new__(Windows)
+gen.series = __import__("numpy").linspace(0, 1, 23, dtype="float32")
+gen.width = 5
+gen.starts = __import__("numpy").arange(0, 18, 2)
+result = [gen[0], gen[1], gen[2]]
+""",
+        ),
     ]
 
     def check(self, ctx):
         flow = ctx.dataflow
-        for func, _seq, _path in ctx.functions_in_phase(Phase.BATCH):
+        for func, seq, _path in ctx.functions_in_phase(Phase.BATCH):
+            kinds = ValueKinds(ctx, seq)
             skip: set[int] = set()
             for node in walk(func.body):
                 if id(node) in skip:
                     continue
                 finding = None
-                if isinstance(node, cst.For):
+                gather = _gather_loop(ctx, node) if isinstance(node, cst.For) else None
+                if gather is not None and (
+                    flow.taint(func, gather.piece) & {MEMORY, FILE} or _over_data(flow, func, node, {gather.index})
+                ):
+                    what = "one row at a time" if gather.window is None else "one window at a time"
+                    finding = ctx.report(
+                        self,
+                        node,
+                        f"Python loop over `{ctx.code(node.iter)}` gathers `{ctx.code(gather.array)}` {what}; "
+                        "index it once with the whole index array",
+                        fix=_gather_fix(ctx, gather, func, kinds),
+                    )
+                elif isinstance(node, cst.For):
                     element = _loop_element(ctx, node)
                     if element and _over_data(flow, func, node, element) and _arithmetic_only(ctx, node.body, element) \
                             and not _exits(node.body):
@@ -465,3 +722,197 @@ def _is_ndarray(ctx, func, array: str, loop) -> bool:
         return False
     qual = ctx.qualified_name(value.func) or ""
     return qual.startswith("numpy.") and qual not in {"numpy.ndarray.tolist"}
+
+
+class _Gather(NamedTuple):
+    """`for <index> in <iter>: <parts>.append(<array>[<index>])`, or a window `[<index>:<index> + <window>]`."""
+
+    loop: cst.For
+    index: str
+    parts: str
+    array: cst.BaseExpression
+    window: cst.BaseExpression | None
+    piece: cst.Subscript
+
+
+def _gather_loop(ctx, loop: cst.For) -> _Gather | None:
+    if loop.orelse is not None or not isinstance(loop.target, cst.Name):
+        return None
+    body = loop.body
+    if not isinstance(body, cst.IndentedBlock) or len(body.body) != 1:
+        return None
+    line = body.body[0]
+    if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1 or not isinstance(line.body[0], cst.Expr):
+        return None
+    call = line.body[0].value
+    if not (
+        isinstance(call, cst.Call)
+        and isinstance(call.func, cst.Attribute)
+        and isinstance(call.func.value, cst.Name)
+        and call.func.attr.value == "append"
+        and len(call.args) == 1
+        and call.args[0].keyword is None
+        and not call.args[0].star
+    ):
+        return None
+    index, parts, piece = loop.target.value, call.func.value.value, call.args[0].value
+    if not isinstance(piece, cst.Subscript) or len(piece.slice) != 1:
+        return None
+    array = piece.value
+    if not isinstance(array, (cst.Name, cst.Attribute)) or {index, parts} & _names(array):
+        return None
+    part = piece.slice[0].slice
+    if isinstance(part, cst.Index) and isinstance(part.value, cst.Name) and part.value.value == index:
+        return _Gather(loop, index, parts, array, None, piece)
+    if (
+        isinstance(part, cst.Slice)
+        and part.step is None
+        and isinstance(part.lower, cst.Name)
+        and part.lower.value == index
+        and isinstance(part.upper, cst.BinaryOperation)
+        and isinstance(part.upper.operator, cst.Add)
+        and isinstance(part.upper.left, cst.Name)
+        and part.upper.left.value == index
+        and not ({index, parts} & _names(part.upper.right))
+        and not any(isinstance(n, cst.Call) for n in walk(part.upper.right))
+    ):
+        return _Gather(loop, index, parts, array, part.upper.right, piece)
+    return None
+
+
+def _gather_fix(ctx, gather: _Gather, func, kinds: ValueKinds):
+    """One fancy index in place of the loop, when the pieces are joined by `np.vstack(parts)` after it."""
+    loop = gather.loop
+    block = ctx.parent(loop)
+    siblings = list(block.body) if isinstance(block, cst.IndentedBlock) else []
+    position = next((k for k, stmt in enumerate(siblings) if stmt is loop), None)
+    if position is None or position + 1 >= len(siblings):
+        return None
+    join_line = siblings[position + 1]
+    join = _vstack_of(ctx, join_line, gather.parts)
+    if join is None:
+        return None
+    receiver, numpy = join
+    array_kind, index_kind = kinds.of(gather.array, func), kinds.of(loop.iter, func)
+    array, rows = ctx.code(gather.array), ctx.code(loop.iter)
+    if not isinstance(loop.iter, (cst.Name, cst.Attribute, cst.Subscript, cst.Call)):
+        rows = f"({rows})"
+    if gather.window is None:
+        if not is_index_vector(index_kind) or array_kind is None or array_kind.rank not in (1, 2):
+            return None
+        gathered = f"{array}[{rows}]" if array_kind.rank == 2 else f"{array}[{rows}][:, None]"
+    else:
+        if index_kind is None or index_kind.type != "ndarray" or not is_index_vector(index_kind) \
+                or array_kind is None or array_kind.rank != 1:
+            return None
+        gathered = f"{array}[{rows}[:, None] + {numpy}.arange({ctx.code(gather.window)})]"
+    if not _only_built_and_joined(ctx, func, gather.parts, join_line):
+        return None
+    seed = _seed_before(ctx, siblings, position, gather.parts, func)
+    # With no rows the loop adds nothing; the index still adds an empty piece, which leaves the stack
+    # alone only when the seed is an empty array of the same dtype and width.
+    width = f"{array}.shape[1]" if array_kind.rank == 2 else "1"
+    same_when_empty = gather.window is None and seed is not None and seed[1] is not None \
+        and _empty_twin(ctx, kinds, func, seed[1], array_kind, width)
+    applicability = Applicability.SAFE if same_when_empty else Applicability.UNSAFE
+    start = ctx.position(loop)[0]
+    if seed is None:
+        content = f"{gather.parts}.append({gathered})"
+        end = ctx.position(loop)[1]
+    else:
+        seed_line, seed_value = seed
+        start = ctx.position(seed_line)[0]
+        end = ctx.position(join_line.body[0])[1]
+        pieces = ", ".join([*([ctx.code(seed_value)] if seed_value is not None else []), gathered])
+        content = f"{receiver}{numpy}.vstack([{pieces}])" if seed_value is not None else f"{receiver}{gathered}"
+    return make_fix(applicability, f"Gather with one index: `{gathered}`", [Edit(content, start, end)])
+
+
+def _vstack_of(ctx, line, parts: str) -> tuple[str, str] | None:
+    """(what receives the result, numpy alias) when `line` is `<name> = <np>.vstack(<parts>)` or
+    `return <np>.vstack(<parts>)`; the first is `<name> = ` or `return `."""
+    if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+        return None
+    stmt = line.body[0]
+    if isinstance(stmt, cst.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name):
+        receiver = f"{stmt.targets[0].target.value} = "
+    elif isinstance(stmt, cst.Return) and stmt.value is not None:
+        receiver = "return "
+    else:
+        return None
+    call = stmt.value
+    if not isinstance(call, cst.Call) or ctx.qualified_name(call.func) != "numpy.vstack" \
+            or not isinstance(call.func, cst.Attribute):
+        return None
+    if len(call.args) != 1 or call.args[0].keyword is not None or call.args[0].star:
+        return None
+    if not (isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == parts):
+        return None
+    return receiver, ctx.code(call.func.value)
+
+
+def _seed_before(ctx, siblings, position: int, parts: str, func):
+    """(line, first element or None) when the loop directly follows `<parts> = [<seed>]` or `<parts> = []`
+    and the list is used nowhere else, so the three statements can become one."""
+    if position == 0:
+        return None
+    line = siblings[position - 1]
+    if not isinstance(line, cst.SimpleStatementLine) or len(line.body) != 1:
+        return None
+    stmt = line.body[0]
+    if not (
+        isinstance(stmt, cst.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0].target, cst.Name)
+        and stmt.targets[0].target.value == parts
+        and isinstance(stmt.value, cst.List)
+        and len(stmt.value.elements) <= 1
+        and not any(isinstance(el, cst.StarredElement) for el in stmt.value.elements)
+    ):
+        return None
+    if sum(1 for n in walk(func.body) if isinstance(n, cst.Name) and n.value == parts) != 3:
+        return None  # the list, its append and its join: nothing else may see it
+    elements = stmt.value.elements
+    if elements and parts in _names(elements[0].value):
+        return None
+    return line, (elements[0].value if elements else None)
+
+
+def _only_built_and_joined(ctx, func, parts: str, join_line) -> bool:
+    """Nothing but `parts = [...]`, `parts.append(...)` and the join touches the list, so no code can
+    tell one piece holding all the rows from one piece per row."""
+    join_arg = join_line.body[0].value.args[0].value
+    for node in walk(func.body):
+        if not (isinstance(node, cst.Name) and node.value == parts) or node is join_arg:
+            continue
+        parent = ctx.parent(node)
+        if isinstance(parent, cst.AssignTarget) and isinstance(ctx.parent(parent).value, cst.List):
+            continue
+        if isinstance(parent, cst.Attribute) and parent.attr.value == "append" and isinstance(ctx.parent(parent), cst.Call):
+            continue
+        return False
+    return True
+
+
+def _empty_twin(ctx, kinds: ValueKinds, func, seed, array_kind, width: str) -> bool:
+    """`seed` is `np.zeros/empty/ones((0, <width>))` (maybe through a local) of the array's exact dtype."""
+    value = seed
+    if isinstance(seed, cst.Name):
+        assignment = kinds.reaching_assignment(seed, func)
+        if assignment is None or len(assignment.targets) != 1 or not isinstance(assignment.targets[0].target, cst.Name):
+            return False
+        value = assignment.value
+    if not isinstance(value, cst.Call) or ctx.qualified_name(value.func) not in ("numpy.zeros", "numpy.empty", "numpy.ones"):
+        return False
+    shape = value.args[0].value if value.args and value.args[0].keyword is None else None
+    if not (isinstance(shape, cst.Tuple) and len(shape.elements) == 2):
+        return False
+    first, second = (ctx.code(el.value).replace(" ", "") for el in shape.elements)
+    seed_kind = kinds.of(value, func)
+    return (
+        first == "0"
+        and second == width.replace(" ", "")
+        and seed_kind is not None
+        and seed_kind.dtype == array_kind.dtype
+        and dtype_class(array_kind.dtype) in ("int", "float", "bool")
+    )
