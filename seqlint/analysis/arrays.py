@@ -131,7 +131,7 @@ class ValueKinds:
             return self._subscript(expr, func, scope)
         if isinstance(expr, cst.DictComp):
             inner = self._comprehension_scope(expr.for_in, func, scope)
-            return Kind("dict", items=(self.of(expr.value, func, inner),)) if inner is not None else None
+            return Kind("dict", items=(self.of(expr.value, func, inner),))
         if isinstance(expr, cst.Call):
             return self._call(expr, func, scope)
         return None
@@ -201,7 +201,7 @@ class ValueKinds:
                     last = node
         return last
 
-    def _comprehension_scope(self, comp: cst.CompFor, func, scope) -> dict[str, Kind] | None:
+    def _comprehension_scope(self, comp: cst.CompFor, func, scope) -> dict[str, Kind]:
         """Names a comprehension binds, with what is known of them (an enumerate index is an int)."""
         inner = dict(scope)
         while comp is not None:
@@ -318,7 +318,7 @@ class ValueKinds:
             if isinstance(expr, cst.ListComp):
                 # Its element kind says nothing of an empty result, which np.array makes float64.
                 inner = self._comprehension_scope(expr.for_in, func, scope)
-                item = self.of(expr.elt, func, inner) if inner is not None else None
+                item = self.of(expr.elt, func, inner)
                 return Kind("ndarray", (1, 1), "any") if item in (INT, FLOAT, Kind("bool")) else None
             else:
                 items = [self.of(el.value, func, scope) if isinstance(el, cst.Element) else None for el in expr.elements]
