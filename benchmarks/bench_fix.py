@@ -98,7 +98,8 @@ def measure(pair: _pairs.Pair, variant: str, scale: int) -> dict:
                 before_epochs += keras_epoch_seconds(before)
                 after_epochs += keras_epoch_seconds(after)
                 rounds += 1
-            nbytes = sum(_nbytes(before[i]) for i in range(len(before)))
+            if builds == 1:  # the same data every build
+                nbytes = sum(_nbytes(before[i]) for i in range(len(before)))
     before_epoch, after_epoch = min(before_epochs), min(after_epochs)
     # Per batch: an unsafe SEQ306 fix adds a batch to the epoch on purpose.
     speedup = (before_epoch / len(before)) / (after_epoch / len(after))

@@ -19,7 +19,8 @@ from functools import lru_cache
 
 import libcst as cst
 
-from seqlint.analysis.hotpath import walk
+from seqlint.analysis.dataflow import is_self_attr
+from seqlint.analysis.hotpath import names_in, walk
 from seqlint.analysis.tables import load_data_table
 
 _NUMERIC = ("int", "float", "number")
@@ -115,9 +116,8 @@ class ValueKinds:
                 return Kind("bool")
             return self._local(expr, func)
         if isinstance(expr, cst.Attribute):
-            if isinstance(expr.value, cst.Name) and expr.value.value == "self" and self.seq is not None:
-                return self.attribute(expr.attr.value)
-            return None
+            attr = is_self_attr(expr)
+            return self.attribute(attr) if attr is not None and self.seq is not None else None
         if isinstance(expr, cst.Tuple):
             return Kind("tuple", items=tuple(
                 self.of(el.value, func, scope) if isinstance(el, cst.Element) else None for el in expr.elements
@@ -149,15 +149,15 @@ class ValueKinds:
         kind, seen = None, False
         for method in self.seq.methods.values():
             for node in walk(method.body):
-                if isinstance(node, cst.AugAssign) and _is_self_attr(node.target, name):
+                if isinstance(node, cst.AugAssign) and is_self_attr(node.target) == name:
                     kind, seen = None, True
                     break
                 if not isinstance(node, cst.Assign):
                     continue
                 for target in node.targets:
-                    if not any(_is_self_attr(n, name) for n in walk(target.target)):
+                    if not any(is_self_attr(n) == name for n in walk(target.target)):
                         continue
-                    found = _assigned_kind(target.target, lambda t: _is_self_attr(t, name), self.of(node.value, method))
+                    found = _assigned_kind(target.target, lambda t: is_self_attr(t) == name, self.of(node.value, method))
                     kind = found if not seen else _join(kind, found)
                     seen = True
             if seen and kind is None:
@@ -190,8 +190,7 @@ class ValueKinds:
         top_level = {id(line) for line in func.body.body}
         last = None
         for node in walk(func.body):
-            if isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.With, cst.NamedExpr)) \
-                    and _binds(node, name.value):
+            if _binds(node, name.value):
                 return None  # bound some other way: give up rather than reason about it
             if isinstance(node, cst.Assign) and any(_binds_target(t.target, name.value) for t in node.targets):
                 line = self.ctx.parent(node)
@@ -212,12 +211,12 @@ class ValueKinds:
                 index, item = (el.value for el in target.elements)
                 if isinstance(index, cst.Name):
                     inner[index.value] = INT
-                for name in _target_names(item):
+                for name in names_in(item):
                     inner.pop(name, None)
             elif qual == "range" and isinstance(target, cst.Name):
                 inner[target.value] = INT
             else:
-                for name in _target_names(target):
+                for name in names_in(target):
                     inner.pop(name, None)
             comp = comp.inner_for_in
         return inner
@@ -364,15 +363,6 @@ class ValueKinds:
         return kind
 
 
-def _is_self_attr(node, name: str) -> bool:
-    return (
-        isinstance(node, cst.Attribute)
-        and isinstance(node.value, cst.Name)
-        and node.value.value == "self"
-        and node.attr.value == name
-    )
-
-
 def _assigned_kind(target, matches, value: Kind | None):
     """The kind `target` gives the matching name (through tuple unpacking), or False when it binds none."""
     if matches(target):
@@ -391,10 +381,6 @@ def _assigned_kind(target, matches, value: Kind | None):
     return False
 
 
-def _target_names(target) -> set[str]:
-    return {n.value for n in walk(target) if isinstance(n, cst.Name)}
-
-
 def _binds_target(target, name: str) -> bool:
     if isinstance(target, cst.Name):
         return target.value == name
@@ -406,11 +392,8 @@ def _binds_target(target, name: str) -> bool:
 
 
 def _binds(node, name: str) -> bool:
-    if isinstance(node, (cst.AugAssign, cst.AnnAssign)):
-        return _binds_target(node.target, name)
-    if isinstance(node, (cst.For, cst.CompFor)):
-        return _binds_target(node.target, name)
-    if isinstance(node, cst.NamedExpr):
+    """`node` binds `name` other than by a plain assignment."""
+    if isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr)):
         return _binds_target(node.target, name)
     if isinstance(node, cst.With):
         return any(item.asname is not None and _binds_target(item.asname.name, name) for item in node.items)

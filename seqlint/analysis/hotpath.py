@@ -85,6 +85,11 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(reversed(children(current)))
 
 
+def names_in(node: cst.CSTNode) -> set[str]:
+    """Every bare name used or bound under `node`."""
+    return {n.value for n in walk(node) if isinstance(n, cst.Name)}
+
+
 def references(func: cst.FunctionDef) -> tuple[set[str], set[str]]:
     """(names used as `self.<name>` or `super().<name>`, bare names used) inside the function."""
     attrs: set[str] = set()

@@ -7,7 +7,7 @@ from functools import lru_cache
 import libcst as cst
 
 from seqlint.analysis.dataflow import FILE, MEMORY, RANDOM, is_self_attr
-from seqlint.analysis.hotpath import Phase, walk
+from seqlint.analysis.hotpath import Phase, names_in, walk
 from seqlint.analysis import effects
 from seqlint.analysis.rowwise import (
     THRESHOLD_OPS, RowWiseProof, attribute_root, call_table, in_place_target, is_module_name,
@@ -728,7 +728,7 @@ def hoist_fix(ctx, seq, func, expr, volatile: set[str]):
     data, attr, _assign = found
     if attr in volatile or not _only_use_of(ctx, seq, attr):
         return None
-    names = {n.value for n in walk(expr) if isinstance(n, cst.Name)}
+    names = names_in(expr)
     param = "rows"
     while param in names:
         param += "_"

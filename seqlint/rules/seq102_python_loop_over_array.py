@@ -9,7 +9,7 @@ import libcst as cst
 from seqlint.analysis import effects
 from seqlint.analysis.arrays import ValueKinds, dtype_class, is_index_vector
 from seqlint.analysis.dataflow import FILE, MEMORY
-from seqlint.analysis.hotpath import Phase, walk
+from seqlint.analysis.hotpath import Phase, names_in, walk
 from seqlint.analysis.tables import elementwise_numpy
 from seqlint.findings import Applicability, Edit
 from seqlint.fixes import make_fix
@@ -537,24 +537,20 @@ def _over_data(flow, func, loop, element: set[str]) -> bool:
     return False
 
 
-def _names(node) -> set[str]:
-    return {n.value for n in walk(node) if isinstance(n, cst.Name)}
-
-
 def _loop_element(ctx, loop) -> set[str] | None:
     """Names bound to a row/element (or its index) by the loop, or None when it is not a row loop."""
     target, iterable = loop.target, loop.iter
     if isinstance(iterable, cst.Call):
         qual = ctx.qualified_name(iterable.func)
         if qual == "range":
-            return _names(target) if isinstance(target, cst.Name) else None
+            return names_in(target) if isinstance(target, cst.Name) else None
         if qual == "enumerate" and isinstance(target, cst.Tuple):
-            return _names(target)
+            return names_in(target)
         if qual == "zip":
-            return _names(target)
+            return names_in(target)
         return None  # os.listdir(...), glob(...), some function: not rows of an array
     if isinstance(iterable, (cst.Name, cst.Attribute, cst.Subscript)):
-        return _names(target)
+        return names_in(target)
     return None
 
 
@@ -672,7 +668,7 @@ def _fix(ctx, loop: cst.For, func):
     if not _elementwise(ctx, value):
         return None
     new_value = value.visit(_Unindex(ctx, array, index))
-    if index in _names(new_value):
+    if index in names_in(new_value):
         return None  # another `[i]` or the index itself in the arithmetic
     whole_uses = sum(1 for n in walk(value) if isinstance(n, cst.Name) and n.value == array)
     indexed_uses = sum(
@@ -759,7 +755,7 @@ def _gather_loop(ctx, loop: cst.For) -> _Gather | None:
     if not isinstance(piece, cst.Subscript) or len(piece.slice) != 1:
         return None
     array = piece.value
-    if not isinstance(array, (cst.Name, cst.Attribute)) or {index, parts} & _names(array):
+    if not isinstance(array, (cst.Name, cst.Attribute)) or {index, parts} & names_in(array):
         return None
     part = piece.slice[0].slice
     if isinstance(part, cst.Index) and isinstance(part.value, cst.Name) and part.value.value == index:
@@ -773,7 +769,7 @@ def _gather_loop(ctx, loop: cst.For) -> _Gather | None:
         and isinstance(part.upper.operator, cst.Add)
         and isinstance(part.upper.left, cst.Name)
         and part.upper.left.value == index
-        and not ({index, parts} & _names(part.upper.right))
+        and not ({index, parts} & names_in(part.upper.right))
         and not any(isinstance(n, cst.Call) for n in walk(part.upper.right))
     ):
         return _Gather(loop, index, parts, array, part.upper.right, piece)
@@ -873,7 +869,7 @@ def _seed_before(ctx, siblings, position: int, parts: str, func):
     if sum(1 for n in walk(func.body) if isinstance(n, cst.Name) and n.value == parts) != 3:
         return None  # the list, its append and its join: nothing else may see it
     elements = stmt.value.elements
-    if elements and parts in _names(elements[0].value):
+    if elements and parts in names_in(elements[0].value):
         return None
     return line, (elements[0].value if elements else None)
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import libcst as cst
 
-from seqlint.analysis.hotpath import Phase, walk
+from seqlint.analysis.hotpath import Phase, names_in, walk
 from seqlint.findings import Applicability, Fix
 from seqlint.fixes import insert_lines_after, insert_lines_before, make_fix, replace
 from seqlint.noqa import parse_noqa
@@ -340,7 +340,7 @@ class Gen(PyDataset):
 
 def _check_function(rule, ctx, func, phase):
     findings, growths = [], []
-    reserved = {n.value for n in walk(func) if isinstance(n, cst.Name)}
+    reserved = names_in(func)
     for node in walk(func.body):
         if not (isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.Call)):
             continue

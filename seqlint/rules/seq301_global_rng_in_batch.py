@@ -12,7 +12,7 @@ from seqlint.analysis.effects import (
     is_rng_seeding_call,
     takes_shape_varargs,
 )
-from seqlint.analysis.hotpath import Phase, walk
+from seqlint.analysis.hotpath import Phase, names_in, walk
 from seqlint.findings import Applicability, Edit, Finding, Fix, Location
 from seqlint.fixes import ensure_import, indentation_of, insert_lines_after, insert_lines_before, is_docstring
 from seqlint.rules.base import Invalid, Rule
@@ -378,7 +378,7 @@ def _existing_generator(ctx, func: cst.FunctionDef) -> str | None:
 
 
 def _free_name(func: cst.FunctionDef, candidates: tuple[str, ...]) -> str:
-    used = {n.value for n in walk(func) if isinstance(n, cst.Name)}
+    used = names_in(func)
     for name in candidates:
         if name not in used:
             return name
