@@ -19,8 +19,7 @@ from functools import lru_cache
 
 import libcst as cst
 
-from seqlint.analysis.dataflow import is_self_attr
-from seqlint.analysis.hotpath import names_in, walk
+from seqlint.analysis.hotpath import is_self_attr, names_in, walk
 from seqlint.analysis.tables import load_data_table
 
 _NUMERIC = ("int", "float", "number")
@@ -165,6 +164,40 @@ class ValueKinds:
         self._busy.discard(key)
         self._attrs[name] = kind if seen else None
         return self._attrs[name]
+
+    def attribute_container(self, name: str) -> str | None:
+        """"ndarray" when every assignment of `self.<name>` in the class makes a NumPy array, "list" when
+        one makes a Python list or tuple, None when seqlint cannot tell (a constructor parameter)."""
+        found = set()
+        for method in self.seq.methods.values():
+            for node in walk(method.body):
+                if not isinstance(node, cst.Assign):
+                    continue
+                for target in node.targets:
+                    value = _assigned_part(target.target, node.value, name)
+                    if value is not False:
+                        found.add(self._container(value))
+        if "list" in found:
+            return "list"
+        return "ndarray" if found == {"ndarray"} else None
+
+    def _container(self, value) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, (cst.List, cst.ListComp, cst.Tuple)):
+            return "list"
+        if isinstance(value, cst.IfExp):
+            kinds = {self._container(value.body), self._container(value.orelse)}
+            return "list" if "list" in kinds else kinds.pop() if len(kinds) == 1 else None
+        if isinstance(value, cst.Call):
+            qual = self.ctx.qualified_name(value.func) or ""
+            if qual in ("list", "tuple", "sorted"):
+                return "list"
+            constructors, _ = _tables()
+            if qual in constructors or qual in _ARRAY_FUNCTIONS:
+                return "ndarray"
+        kind = self.of(value, None)
+        return "ndarray" if kind is not None and kind.type == "ndarray" else None
 
     def _local(self, name: cst.Name, func: cst.FunctionDef | None) -> Kind | None:
         """The kind of the last top-level assignment of a local before its use."""
@@ -361,6 +394,34 @@ class ValueKinds:
         self._busy.discard(name)
         self._returns[name] = kind
         return kind
+
+
+# NumPy functions that always return an ndarray (besides the constructors of arrays.toml).
+_ARRAY_FUNCTIONS = frozenset({
+    "numpy.load", "numpy.stack", "numpy.vstack", "numpy.hstack", "numpy.concatenate", "numpy.memmap",
+    "numpy.asanyarray", "numpy.expand_dims", "numpy.squeeze", "numpy.transpose", "numpy.reshape",
+    "numpy.float32", "numpy.uint8", "numpy.int64", "numpy.eye", "numpy.clip", "numpy.where",
+    "numpy.zeros_like", "numpy.ones_like", "numpy.empty_like", "numpy.full_like", "numpy.frombuffer",
+})
+
+
+def _assigned_part(target, value, name: str):
+    """The expression `target = value` gives `self.<name>` (through tuple unpacking): None when the
+    part cannot be told, False when the target does not bind it."""
+    if is_self_attr(target) == name:
+        return value
+    if isinstance(target, (cst.Tuple, cst.List)):
+        values = value.elements if isinstance(value, (cst.Tuple, cst.List)) else None
+        for position, element in enumerate(target.elements):
+            if isinstance(element, cst.StarredElement):
+                if _assigned_part(element.value, None, name) is not False:
+                    return None
+                continue
+            part = values[position].value if values is not None and position < len(values) else None
+            found = _assigned_part(element.value, part, name)
+            if found is not False:
+                return found
+    return False
 
 
 def _assigned_kind(target, matches, value: Kind | None):

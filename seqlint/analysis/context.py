@@ -64,12 +64,42 @@ class ModuleContext:
     def call_graph(self) -> CallGraph:
         return CallGraph(self.sequences, self.module_functions)
 
-    @cached_property
-    def dataflow(self):
-        """Where per-batch values come from (dataset, file, random draw); shared by the rules."""
-        from seqlint.analysis.dataflow import BatchDataflow
+    def batch_flow(self, seq: SequenceClass):
+        """The batch data-flow model of one Sequence class (analysis/batchflow.py), built on first use."""
+        flows = self.__dict__.setdefault("_batch_flows", {})
+        if id(seq.node) not in flows:
+            from seqlint.analysis.batchflow import BatchFlow
 
-        return BatchDataflow(self)
+            flows[id(seq.node)] = BatchFlow(self, seq)
+        return flows[id(seq.node)]
+
+    def is_sample_data(self, node: cst.CSTNode, live: bool = False) -> bool:
+        """Whether the expression holds sample data in some Sequence's per-batch code (and, with `live`,
+        data that reaches the returned batch rather than only picking rows or naming files)."""
+        for seq in self.sequences:
+            flow = self.batch_flow(seq)
+            for value in flow.values_at(node):
+                if value.data and (not live or id(value) in flow.live):
+                    return True
+        return False
+
+    def clean_steps(self, seq: SequenceClass):
+        """Which values of `seq`'s batch flow are deterministic steps of one sample source (regions.py)."""
+        cache = self.__dict__.setdefault("_clean_steps", {})
+        if id(seq.node) not in cache:
+            from seqlint.analysis.regions import CleanSteps
+
+            cache[id(seq.node)] = CleanSteps(self.batch_flow(seq))
+        return cache[id(seq.node)]
+
+    def hoist_plans(self, seq: SequenceClass) -> dict:
+        """Dataset attribute -> how to compute its per-batch preprocessing once (hoisting.py)."""
+        cache = self.__dict__.setdefault("_hoist_plans", {})
+        if id(seq.node) not in cache:
+            from seqlint.analysis.hoisting import plan_hoists
+
+            cache[id(seq.node)] = plan_hoists(self, seq, self.batch_flow(seq), self.clean_steps(seq))
+        return cache[id(seq.node)]
 
     def batch_functions(self, seq: SequenceClass, phases: tuple[Phase, ...] = (Phase.BATCH,)) -> list[cst.FunctionDef]:
         """The functions `seq` runs in `phases`, by default per batch (`__getitem__` and everything it

@@ -85,6 +85,13 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(reversed(children(current)))
 
 
+def is_self_attr(expr) -> str | None:
+    """"x" for `self.x`; None for anything else."""
+    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self":
+        return expr.attr.value
+    return None
+
+
 def names_in(node: cst.CSTNode) -> set[str]:
     """Every bare name used or bound under `node`."""
     return {n.value for n in walk(node) if isinstance(n, cst.Name)}

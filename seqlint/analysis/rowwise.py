@@ -14,8 +14,7 @@ from functools import lru_cache
 import libcst as cst
 
 from seqlint.analysis import effects
-from seqlint.analysis.dataflow import is_self_attr
-from seqlint.analysis.hotpath import walk
+from seqlint.analysis.hotpath import is_self_attr, walk
 from seqlint.analysis.tables import elementwise_arithmetic, load_data_table
 
 THRESHOLD_OPS = (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)
@@ -225,6 +224,10 @@ class RowWiseProof:
                     return Rows(None, len(args), False)  # a view: writing into it writes the caller's batch
             return None
         qual = ctx.qualified_name(expr.func)
+        if qual in ("numpy.copy", "numpy.array") and len(args) == 1 and (source := self.rows(args[0].value)):
+            if set(keywords) <= {"dtype"} and all(self.is_fixed(v) for v in keywords.values()):
+                return Rows(source.delta, source.low, True)  # a fresh copy of the rows (cast, maybe)
+            return None
         if qual in table.like and len(args) == 1 and (like := self.rows(args[0].value)) is not None:
             if set(keywords) <= {"dtype"} and all(self.is_fixed(v) for v in keywords.values()):
                 return Rows(like.delta, like.low, True, filled=table.like[qual])

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import libcst as cst
 
-from seqlint.analysis.dataflow import FILE, MEMORY, RANDOM, is_self_attr
-from seqlint.analysis.hotpath import Phase, names_in, walk
-from seqlint.analysis import effects
-from seqlint.analysis.rowwise import (
-    THRESHOLD_OPS, RowWiseProof, attribute_root, call_table, in_place_target, is_module_name,
-    vectorised_loop,
-)
-from seqlint.analysis.tables import elementwise_arithmetic, load_data_table, preprocessing_table
-from seqlint.findings import Applicability, Edit
-from seqlint.fixes import ensure_import, indentation_of, insert, is_docstring, line_start, make_fix, replace
+from seqlint.analysis.hoisting import attribute_code, init_line
+from seqlint.analysis.hotpath import walk
+from seqlint.analysis.regions import is_file, location
+from seqlint.analysis.values import Op
+from seqlint.findings import Applicability
+from seqlint.fixes import ensure_import, indentation_of, insert, line_start, make_fix
 from seqlint.rules.base import Invalid, Rule
 
-_SCALING_OPS = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide)
 _MEMORY_HINT = "preprocess once: `seqkit.preprocess_once(fn, x)` in `__init__`, or `seqkit.PreprocessedSequence`"
 _FILE_HINT = "read and preprocess once: `seqkit.pack(files, path, transform=fn)`, then `seqkit.MemmapSequence`"
 
@@ -286,7 +279,7 @@ class Gen(keras.utils.PyDataset):
         self.y, self.bs = y, bs
         self.mean, self.std = self.x.mean(), self.x.std()
         self.x = seqkit.preprocess_once(lambda rows: (rows / 255.0 - self.mean) / np.sqrt(self.std), self.x)
-        self.y = seqkit.preprocess_once(lambda rows: rows / 2, self.y)
+        self.y = seqkit.preprocess_once(lambda rows: rows / 2, np.asarray(self.y))
 
     def __getitem__(self, idx):
         x = self.x[idx * self.bs:(idx + 1) * self.bs]
@@ -328,14 +321,19 @@ class Doubler(Sequence):
     def __init__(self, x, batch_size=32):
         self.x = np.load(x) if isinstance(x, str) else np.array(x)
         self.batch_size = batch_size
-        self.x = seqkit.preprocess_once(lambda rows: (rows * 2.5).astype(rows.dtype), self.x)
+        self.x = seqkit.preprocess_once(self._preprocess_x, self.x)
 
     def __getitem__(self, idx):
-        batch = np.copy(self.x[idx * self.batch_size:(idx + 1) * self.batch_size])
+        batch = self.x[idx * self.batch_size:(idx + 1) * self.batch_size]
         return batch
 
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
+
+    def _preprocess_x(self, rows):
+        batch = np.copy(rows)
+        batch[:] = batch * 2.5  # scale
+        return batch
 """,
             runs="""
 import numpy as np
@@ -374,12 +372,24 @@ import keras
 import seqkit
 
 
-class Windows(seqkit.PreprocessedSequence):
+class Windows(keras.utils.PyDataset):
     def __init__(self, x, y, batch_size=8, gain=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.x = x
+        self.y = y
+        self.batch_size = batch_size
         self.gain = gain
-        super().__init__(x, y, batch_size=batch_size, preprocess=self.preprocess_x, **kwargs)
+        self.x = seqkit.preprocess_once(self._preprocess_x, np.asarray(self.x))
 
-    def preprocess_x(self, batch_x):
+    def __len__(self):
+        return int(np.ceil(len(self.x) / self.batch_size))
+
+    def __getitem__(self, idx):
+        batch_x = self.x[idx * self.batch_size:(idx + 1) * self.batch_size]
+        batch_y = self.y[idx * self.batch_size:(idx + 1) * self.batch_size]
+        return batch_x, batch_y
+
+    def _preprocess_x(self, batch_x):
         # each window scaled by its own peak
         peak = np.abs(batch_x).max(axis=1, keepdims=True)
         return self.gain * batch_x / np.maximum(peak, 1e-6)
@@ -436,12 +446,13 @@ class Scans(PyDataset):
     def __init__(self, x, masks, bs, cut=0.5, **kwargs):
         super().__init__(**kwargs)
         self.x, self.masks, self.bs, self.cut = x, masks, bs, cut
-        self.x = seqkit.preprocess_once(window, self.x)
-        self.masks = seqkit.preprocess_once(self._binarize, self.masks)
+        self.x = seqkit.preprocess_once(window, np.asarray(self.x))
+        self.masks = seqkit.preprocess_once(self._binarize, np.asarray(self.masks))
 
     def _binarize(self, masks):
         out = np.empty(masks.shape, dtype=np.float32)
-        out[:] = masks > self.cut
+        for i, m in enumerate(masks):
+            out[i] = m > self.cut
         return out
 
     def __getitem__(self, idx):
@@ -500,101 +511,112 @@ def make(images, bs):
     ]
 
     def check(self, ctx):
-        flow = ctx.dataflow
-        table = preprocessing_table()
-        rebases: dict[int, object] = {}
-        for func, seq, path in flow.placements:
-            volatile = flow.volatile_attrs(seq)
-            const_locals = _constant_locals(ctx, flow, func, volatile)
-            where = " -> ".join(path)
-            skip: set[int] = set()
-            for node in walk(func.body):
-                if id(node) in skip:
+        for seq in ctx.sequences:
+            flow = ctx.batch_flow(seq)
+            clean = ctx.clean_steps(seq)
+            plans = ctx.hoist_plans(seq)
+            steps: dict[int, tuple] = {}
+            for value in flow.values:
+                step = clean.of(value)
+                if step is None or not step.work or id(value) not in flow.live or value.node is None:
                     continue
-                message = None
-                if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, _SCALING_OPS):
-                    message = self._scaling(ctx, flow, func, node, volatile, const_locals)
-                elif isinstance(node, cst.Call):
-                    message = self._call(ctx, flow, func, node, table)
-                elif isinstance(node, cst.Comparison) and len(node.comparisons) == 1:
-                    message = self._threshold(ctx, flow, func, node, volatile, const_locals)
-                if (
-                    message is None
-                    or _in_index(ctx, node, func)
-                    or _under_random_branch(ctx, flow, func, node)
-                    or _draws_random(flow, func, node)
-                ):
-                    continue
-                skip.update(id(n) for n in walk(node))
-                from_file = FILE in flow.taint(func, node)
+                node = _reported_node(value)
+                if node is not None and id(node) not in steps:
+                    steps[id(node)] = (node, value, step)
+            fixes: dict[tuple, object] = {}
+            for node, value, step in _one_per_statement(ctx, flow, clean, steps):
+                loc = location(step.source)
+                from_file = is_file(step.source)
+                fix = None
+                if not from_file and loc in plans:
+                    if loc not in fixes:
+                        fixes[loc] = _hoist_fix(ctx, seq, plans[loc])
+                    fix = fixes[loc]
+                where = " -> ".join(_where(ctx, value.func))
                 yield ctx.report(
                     self,
                     node,
-                    f"{message} on every batch (in {where}); do it once",
-                    fix=None if from_file else (
-                        _cached_rebase(rebases, ctx, seq)
-                        or (
-                            _cached_helper_hoist(rebases, ctx, seq, func, volatile)
-                            if func is not seq.methods.get("__getitem__") else None
-                        )
-                        or hoist_fix(ctx, seq, func, node, volatile)
-                    ),
+                    f"{_describe(ctx, node, value)} {_source_name(ctx, step.source)} on every batch (in {where}); "
+                    "do it once",
+                    fix=fix,
                     hint=_FILE_HINT if from_file else _MEMORY_HINT,
                 )
 
-    def _scaling(self, ctx, flow, func, node, volatile, const_locals):
-        sides = (node.left, node.right)
-        taints = [flow.taint(func, side) for side in sides]
-        if any(_random_only(t) for t in taints) or _is_text(node):
-            return None
-        for data, other in ((0, 1), (1, 0)):
-            if taints[data] & {MEMORY, FILE} and (
-                taints[other] or _constant(ctx, sides[other], volatile, const_locals)
-            ):
-                return f"`{_short(ctx.code(node))}` scales/normalises the data"
-        return None
 
-    def _threshold(self, ctx, flow, func, node, volatile, const_locals):
-        """`mask > 127`: binarising data against a constant."""
-        if not isinstance(node.comparisons[0].operator, THRESHOLD_OPS):
-            return None
-        sides = (node.left, node.comparisons[0].comparator)
-        for data, other in ((0, 1), (1, 0)):
-            taint = flow.taint(func, sides[data])
-            if taint & {MEMORY, FILE} and _constant(ctx, sides[other], volatile, const_locals):
-                return f"`{_short(ctx.code(node))}` thresholds the data"
-        return None
+def _where(ctx, func) -> tuple[str, ...]:
+    """The call path from the Keras entry point to `func`, through the functions it is nested in."""
+    path = ctx.call_path(func)
+    if path:
+        return path
+    name = func.name.value if isinstance(func, cst.FunctionDef) else "lambda"
+    outer = ctx.enclosing_function(func)
+    return (*_where(ctx, outer), name) if outer is not None else (name,)
 
-    def _call(self, ctx, flow, func, call, table):
-        if flow.callee(flow.seq_of[id(func)], call, func) is not None:
-            return None  # a helper of this module: its own body is checked, where the work is
-        qual = ctx.qualified_name(call.func)
-        arg_taint = frozenset().union(*(flow.taint(func, a.value) for a in call.args)) if call.args else frozenset()
-        receiver_taint = frozenset()
-        method = None
-        receiver = None
-        if isinstance(call.func, cst.Attribute):
-            method = call.func.attr.value
-            receiver = call.func.value
-            receiver_taint = flow.taint(func, receiver)
-        data = {MEMORY, FILE}
-        taint = arg_taint | receiver_taint
-        if not taint & data or _random_only(receiver_taint) or any(
-            _random_only(flow.taint(func, a.value)) for a in call.args
-        ):
-            return None
-        if qual is not None and (effects.is_random_call(qual) or effects.is_io_call(qual)):
-            return None
-        if table.is_function(qual) or qual in elementwise_arithmetic():
-            return f"`{qual.rsplit('.', 1)[-1]}(...)` preprocesses the data"
-        if method == "astype" and not (MEMORY in receiver_taint and FILE not in receiver_taint):
-            return None  # converting freshly decoded file data is part of decoding it
-        if method in table.methods and (receiver_taint & data or arg_taint & data):
-            return f"`.{method}(...)` preprocesses the data"
-        callee_name = (is_self_attr(call.func) or (call.func.value if isinstance(call.func, cst.Name) else "")).lower()
-        if callee_name and any(word in callee_name for word in table.callable_receivers) and arg_taint & data:
-            return f"`{ctx.code(call.func)}(...)` preprocesses the data"
+
+def _reported_node(value):
+    """Where a step is shown: the expression, or for a loop computing rows, the first value it assigns."""
+    node = value.node
+    if value.op is Op.LOOP and isinstance(node, cst.For):
+        for sub in walk(node.body):
+            if isinstance(sub, cst.Assign):
+                return sub.value
         return None
+    if isinstance(node, (cst.AugAssign, cst.BaseExpression)):
+        return node
+    return None
+
+
+def _one_per_statement(ctx, flow, clean, steps: dict):
+    """One finding per expression: the steps of one source in one statement are reported once, at the
+    smallest step that holds them all (`[vocab.get(w) for w in text.lower().split()]`), or each
+    outermost one when no step holds them all."""
+    groups: dict[tuple, list] = {}
+    for node, value, step in steps.values():
+        groups.setdefault((id(ctx.statement_of(node)), id(step.source)), []).append((node, value, step))
+    for group in groups.values():
+        if len(group) == 1:
+            yield group[0]
+            continue
+        chains = [[node, *ctx.ancestors(node)] for node, _v, _s in group]
+        common = [n for n in chains[0] if all(any(n is m for m in chain) for chain in chains[1:])]
+        cover = next((n for n in common if isinstance(n, (cst.BaseExpression, cst.AugAssign))
+                      and any((st := clean.of(v)) is not None and st.source is group[0][2].source
+                              for v in flow.values_at(n))), None)
+        if cover is not None:
+            yield cover, group[0][1], group[0][2]
+            continue
+        ids = {id(node) for node, _v, _s in group}
+        for node, value, step in group:
+            if not any(id(a) in ids for a in ctx.ancestors(node)):
+                yield node, value, step
+
+
+def _describe(ctx, node, value) -> str:
+    code = _short(ctx.code(node))
+    if isinstance(node, cst.Comparison):
+        return f"`{code}` thresholds"
+    if isinstance(node, (cst.BinaryOperation, cst.UnaryOperation, cst.AugAssign)):
+        return f"`{code}` scales/normalises"
+    if isinstance(node, cst.Call):
+        qual = ctx.qualified_name(node.func) or ctx.code(node.func)
+        name = qual.rsplit(".", 1)[-1]
+        if isinstance(node.func, cst.Attribute) and value.qual and value.qual.startswith("."):
+            return f"`.{name}(...)` preprocesses"
+        return f"`{name}(...)` preprocesses"
+    return f"`{code}` preprocesses"
+
+
+def _source_name(ctx, source) -> str:
+    """What the step works on: the dataset attribute, or the file read."""
+    loc = location(source)
+    if loc is not None:
+        return f"`{attribute_code(loc)}`"
+    node = source.node
+    if source.op is Op.PARAM:
+        return f"`{node.value}`"
+    if isinstance(node, cst.Call):
+        return f"what `{_short(ctx.code(node.func))}` read"
+    return f"what `{_short(ctx.code(node), 40)}` read"
 
 
 def _short(code: str, limit: int = 60) -> str:
@@ -602,700 +624,29 @@ def _short(code: str, limit: int = 60) -> str:
     return code if len(code) <= limit else code[: limit - 3] + "..."
 
 
-def _is_text(node: cst.BinaryOperation) -> bool:
-    """String building (paths, labels) is not numeric preprocessing."""
-    strings = (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString)
-    return isinstance(node.left, strings) or isinstance(node.right, strings)
-
-
-def _random_only(taint) -> bool:
-    """A random draw that is not data (noise, a random factor): the operation is augmentation.
-    Data that went through augmentation earlier is still data: scaling it is deterministic."""
-    return RANDOM in taint and not taint & {MEMORY, FILE}
-
-
-def _constant(ctx, expr, volatile: set[str], const_locals: set[str]) -> bool:
-    """True for values fixed for the whole training run: literals, attributes set once, module names."""
-    if isinstance(expr, (cst.Integer, cst.Float, cst.Imaginary)):
-        return True
-    if isinstance(expr, cst.UnaryOperation):
-        return _constant(ctx, expr.expression, volatile, const_locals)
-    if isinstance(expr, cst.BinaryOperation):
-        return _constant(ctx, expr.left, volatile, const_locals) and _constant(ctx, expr.right, volatile, const_locals)
-    if isinstance(expr, cst.Name):
-        return expr.value in const_locals
-    if isinstance(expr, cst.Attribute):
-        root = expr
-        while isinstance(root, cst.Attribute):
-            root = root.value
-        if isinstance(root, cst.Name) and root.value == "self":
-            attr = expr
-            while isinstance(attr.value, cst.Attribute):
-                attr = attr.value
-            return attr.attr.value not in volatile
-        return isinstance(root, cst.Name) and root.value in ctx.imports  # np.pi
-    if isinstance(expr, cst.Subscript):
-        return _constant(ctx, expr.value, volatile, const_locals)
-    if isinstance(expr, cst.Call):
-        qual = ctx.qualified_name(expr.func)
-        known = qual in call_table().constant_calls or qual in elementwise_arithmetic() or effects.is_pure_numpy(qual)
-        return known and all(
-            _constant(ctx, a.value, volatile, const_locals) or isinstance(a.value, (cst.List, cst.Tuple, cst.SimpleString))
-            for a in expr.args
+def _hoist_fix(ctx, seq, plan):
+    """The edits computing `plan.location`'s preprocessing at the end of `__init__`."""
+    init = seq.own_methods["__init__"]
+    last = init.body.body[-1]
+    indent = indentation_of(ctx, last)
+    numpy_name = next((name for name, module in ctx.imports.items() if module == "numpy"), None)
+    edits = list(plan.edits)
+    if plan.as_array and numpy_name is None:
+        numpy_name = "numpy"
+        edits.append(ensure_import(ctx, "numpy"))
+    line = init_line(plan, numpy_name or "np")
+    _, end = ctx.position(last)
+    edits.append(insert(line_start(end.row + 1), f"{indent}{line}\n"))
+    if plan.method is not None:
+        members = seq.node.body.body
+        member_indent = indentation_of(ctx, members[0])
+        text = "".join(
+            f"{member_indent}{line}\n" if line.strip() else "\n" for line in plan.method.splitlines()
         )
-    return False
-
-
-def _constant_locals(ctx, flow, func, volatile: set[str]) -> set[str]:
-    """Names that hold a constant in this function: module-level names, imports, untainted parameters
-    and locals assigned only constants."""
-    module_names = set(ctx.imports)
-    for stmt in ctx.module.body:
-        if isinstance(stmt, cst.SimpleStatementLine):
-            for small in stmt.body:
-                if isinstance(small, (cst.Assign, cst.AnnAssign)):
-                    targets = small.targets if isinstance(small, cst.Assign) else [small]
-                    for target in targets:
-                        module_names.update(n.value for n in walk(target.target) if isinstance(n, cst.Name))
-    assigned: dict[str, list] = {}
-    for node in walk(func.body):
-        if isinstance(node, cst.Assign):
-            for target in node.targets:
-                if isinstance(target.target, cst.Name):
-                    assigned.setdefault(target.target.value, []).append(node.value)
-        elif isinstance(node, (cst.AugAssign, cst.For, cst.CompFor)):
-            target = node.target
-            for sub in walk(target):
-                if isinstance(sub, cst.Name):
-                    assigned.setdefault(sub.value, []).append(None)
-    params = {p.name.value for p in list(func.params.params) + list(func.params.kwonly_params)}
-    env = flow.env.get(id(func), {})
-    result = {n for n in module_names if n not in assigned and n not in params}
-    # A helper parameter no call site feeds data into holds a setting (`std`, `scale`).
-    result |= {p for p in params if p not in assigned and not env.get(p) and p != "self"}
-    for _ in range(2):
-        for name, values in assigned.items():
-            if name not in params and all(v is not None and _constant(ctx, v, volatile, result) for v in values):
-                result.add(name)
-    return result
-
-
-def _in_index(ctx, node, func) -> bool:
-    """Inside the brackets of a subscript: index arithmetic, not data."""
-    for ancestor in ctx.ancestors(node):
-        if ancestor is func:
-            return False
-        if isinstance(ancestor, cst.SubscriptElement):
-            return True
-    return False
-
-
-def _draws_random(flow, func, node) -> bool:
-    """Whether a random draw feeds `node` directly (`np.clip(x * uniform(0.8, 1.2), 0, 1)`): the value
-    differs every epoch, so caching it would freeze the augmentation. Indices are skipped (a random
-    row of preprocessed data is still preprocessed data), and so is data augmented earlier and only
-    named here (`x / 255.` after `x = x + noise` is a deterministic step of its own)."""
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, cst.SubscriptElement):
-            continue
-        if current is not node and isinstance(current, (cst.Name, cst.Call)) and _random_only(flow.taint(func, current)):
-            return True
-        stack.extend(current.children)
-    return False
-
-
-def _under_random_branch(ctx, flow, func, node) -> bool:
-    for ancestor in ctx.ancestors(node):
-        if ancestor is func:
-            return False
-        if isinstance(ancestor, (cst.If, cst.While, cst.IfExp)) and RANDOM in flow.taint(func, ancestor.test):
-            return True
-    return False
-
-
-def hoist_fix(ctx, seq, func, expr, volatile: set[str]):
-    """The fix moving `expr` (preprocessing of `self.<attr>[...]`) into `__init__`, or None."""
-    init = seq.own_methods.get("__init__")
-    if init is None or not isinstance(init.body, cst.IndentedBlock) or any(
-        isinstance(n, (cst.Return, cst.Yield)) for n in walk(init.body)
-    ):
-        return None
-    found = _hoistable_data(ctx, func, expr)
-    if found is None:
-        return None
-    data, attr, _assign = found
-    if attr in volatile or not _only_use_of(ctx, seq, attr):
-        return None
-    names = names_in(expr)
-    param = "rows"
-    while param in names:
-        param += "_"
-    rewritten = expr.visit(_Swap(data, param))
-    if not _uses_only_constants(ctx, rewritten, param, volatile, attr):
-        return None
-    body = cst.Module([]).code_for_node(rewritten)
-    statement_small = ctx.parent(expr)
-    in_place = isinstance(statement_small, cst.Assign) and statement_small.value is expr and in_place_target(
-        statement_small.targets[0].target, getattr(data, "value", "")
-    )
-    if in_place:  # `x[:] = E(x)` keeps x's dtype: so must the hoisted result
-        body = f"({body}).astype({param}.dtype)"
-    line = f"self.{attr} = seqkit.preprocess_once(lambda {param}: {body}, self.{attr})"
-    last = init.body.body[-1]
-    indent = indentation_of(ctx, last)
-    _, end = ctx.position(last)
-    edits = [insert(line_start(end.row + 1), f"{indent}{line}\n"), ensure_import(ctx, "seqkit")]
-    statement = ctx.parent(ctx.parent(expr)) if isinstance(ctx.parent(expr), (cst.Assign,)) else None
-    if (
-        statement is not None
-        and isinstance(statement, cst.SimpleStatementLine)
-        and len(statement.body) == 1
-        and isinstance(data, cst.Name)
-        and _assigns_name(statement.body[0], data.value)
-    ):
-        start, stop = ctx.position(statement)
-        edits.append(Edit("", line_start(start.row), line_start(stop.row + 1)))  # `x = E(x)` goes away
-    else:
-        edits.append(replace(ctx, expr, ctx.code(data)))
-    safe = _elementwise_only(ctx, rewritten) and _numpy_assigned(ctx, init, attr)
-    return make_fix(
-        Applicability.SAFE if safe else Applicability.UNSAFE,
-        f"Preprocess `self.{attr}` once in `__init__` with `seqkit.preprocess_once`",
-        edits,
-    )
-
-
-class _Swap(cst.CSTTransformer):
-    """Replace the data node (`x` or `self.data[s]`) by the lambda's parameter."""
-
-    def __init__(self, target: cst.CSTNode, name: str):
-        self.target, self.name = target, name
-
-    def on_leave(self, original, updated):
-        if original is self.target:
-            return cst.Name(self.name)
-        if isinstance(self.target, cst.Name) and isinstance(original, cst.Name) and original.value == self.target.value:
-            return cst.Name(self.name)
-        return updated
-
-
-def _assigns_name(small, name: str) -> bool:
-    """`x = ...`, or `x[:] = ...` / `x[...] = ...` (rewriting all of x in place)."""
-    if not (isinstance(small, cst.Assign) and len(small.targets) == 1):
-        return False
-    target = small.targets[0].target
-    if isinstance(target, cst.Name):
-        return target.value == name
-    return in_place_target(target, name)
-
-
-
-
-def _batch_of(ctx, value):
-    """`self.data[s]`, or a copy of it (`np.copy(...)`, `np.array(...)`, `.copy()`): the subscript."""
-    if isinstance(value, cst.Subscript) and is_self_attr(value.value) is not None:
-        return value
-    if isinstance(value, cst.Call):
-        if isinstance(value.func, cst.Attribute) and value.func.attr.value == "copy" and not value.args:
-            return _batch_of(ctx, value.func.value) if isinstance(value.func.value, cst.Subscript) else None
-        if ctx.qualified_name(value.func) in ("numpy.copy", "numpy.array") and len(value.args) == 1:
-            inner = value.args[0].value
-            return inner if isinstance(inner, cst.Subscript) and is_self_attr(inner.value) is not None else None
-    return None
-
-
-def _hoistable_data(ctx, func, expr):
-    """(data node inside expr, dataset attribute, its local assignment or None)."""
-    subscripts = [
-        n for n in walk(expr)
-        if isinstance(n, cst.Subscript) and is_self_attr(n.value) is not None
-    ]
-    if len(subscripts) == 1 and not any(
-        n.value != "self" and not is_module_name(ctx, n.value)
-        for n in _variables(expr) if not _inside(n, subscripts[0])
-    ):
-        return subscripts[0], is_self_attr(subscripts[0].value), None
-    if subscripts:
-        return None
-    local_names = {
-        n.value for n in _variables(expr) if n.value != "self" and not is_module_name(ctx, n.value)
-    }
-    if len(local_names) != 1:
-        return None
-    (name,) = local_names
-    e_assign = ctx.parent(expr)
-    e_assign = e_assign if _assigns_name(e_assign, name) and e_assign.value is expr else None
-    assigns = [
-        n for n in walk(func.body)
-        if isinstance(n, (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr))
-        and n is not e_assign
-        and any(isinstance(t, cst.Name) and t.value == name for t in _targets(n))
-    ]
-    params = {p.name.value for p in list(func.params.params) + list(func.params.kwonly_params)}
-    if len(assigns) != 1 or name in params or not isinstance(assigns[0], cst.Assign):
-        return None
-    assign = assigns[0]
-    value = _batch_of(ctx, assign.value)
-    if value is None:
-        return None
-    if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
-        return None
-    uses_in_expr = [n for n in _variables(expr) if n.value == name]
-    if len(uses_in_expr) != 1:
-        return None
-    # Any other read must come after `x = E(x)` (it then sees preprocessed rows either way); with E
-    # inline there may be none.
-    skip = {id(n) for n in walk(assign.targets[0].target)} | {id(uses_in_expr[0])}
-    if e_assign is not None:
-        skip |= {id(n) for n in walk(e_assign.targets[0].target)}
-    after = ctx.position(e_assign)[1] if e_assign is not None else None
-    for node in _variables(func.body):
-        if node.value == name and id(node) not in skip:
-            if after is None or ctx.position(node)[0] < after:
-                return None
-    return uses_in_expr[0], is_self_attr(value.value), assign
-
-
-def _variables(tree) -> list[cst.Name]:
-    """Name nodes that are variables: not the `attr` of `a.attr`, nor keyword argument names."""
-    skip = set()
-    for node in walk(tree):
-        if isinstance(node, cst.Attribute):
-            skip.add(id(node.attr))
-        elif isinstance(node, cst.Arg) and node.keyword is not None:
-            skip.add(id(node.keyword))
-    return [n for n in walk(tree) if isinstance(n, cst.Name) and id(n) not in skip]
-
-
-def _targets(node):
-    if isinstance(node, cst.Assign):
-        return [t.target for t in node.targets]
-    if isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr)):
-        return list(walk(node.target))
-    return []
-
-
-def _inside(node, container) -> bool:
-    return any(n is node for n in walk(container))
-
-
-
-
-def _only_use_of(ctx, seq, attr: str) -> bool:
-    """`self.<attr>` appears once in per-batch code: in the data subscript being hoisted."""
-    count = 0
-    for func in ctx.batch_functions(seq):
-        for node in walk(func.body):
-            if is_self_attr(node) == attr:
-                count += 1
-    return count == 1
-
-
-def _uses_only_constants(ctx, rewritten, param: str, volatile: set[str], attr: str) -> bool:
-    for node in _variables(rewritten):
-        if node.value not in (param, "self") and not is_module_name(ctx, node.value):
-            return False
-    for node in walk(rewritten):
-        if (name := is_self_attr(node)) is not None and (name in volatile or name == attr):
-            return False
-        if isinstance(node, (cst.Lambda, cst.Yield, cst.Await, cst.NamedExpr)):
-            return False
-        if isinstance(node, cst.Call):
-            qual = ctx.qualified_name(node.func)
-            if qual is not None and (effects.is_random_call(qual) or effects.is_io_call(qual)):
-                return False
-    return True
-
-
-def _elementwise_only(ctx, rewritten) -> bool:
-    for node in walk(rewritten):
-        if isinstance(node, cst.Call):
-            if ctx.qualified_name(node.func) not in elementwise_arithmetic():
-                return False
-        elif isinstance(node, (cst.Subscript, cst.Comparison, cst.BooleanOperation, cst.IfExp)):
-            return False
-    return True
-
-
-def _numpy_assigned(ctx, init, attr: str) -> bool:
-    for node in walk(init.body):
-        if isinstance(node, cst.Assign) and len(node.targets) == 1 and is_self_attr(node.targets[0].target) == attr:
-            qual = ctx.qualified_name(node.value) if isinstance(node.value, cst.Call) else None
-            return bool(qual and qual.startswith("numpy."))
-    return False
-
-
-# ---------------------------------------------------------------------------------------------------
-# Rebase on seqkit.PreprocessedSequence (safe when analysis.rowwise proves the preprocessing row-wise).
-
-
-
-
-
-
-def _cached_rebase(cache: dict, ctx, seq):
-    if id(seq.node) not in cache:
-        cache[id(seq.node)] = rebase_fix(ctx, seq)
-    return cache[id(seq.node)]
-
-
-def rebase_fix(ctx, seq):
-    """The safe fix rebasing a slice-then-preprocess class on `seqkit.PreprocessedSequence`, or None.
-
-    Offered only for the plain pattern, where nothing of the class is lost: `__init__` stores the
-    data, the batch size and settings; `__len__` is the ceiling of rows over batch size; `__getitem__`
-    slices batch `idx` of x and y, preprocesses one of them and returns both. The preprocessing must be
-    proven row-wise (`RowWiseProof`), because PreprocessedSequence runs it over the whole array once."""
-    found = _plain_sequence(ctx, seq)
-    if found is None:
-        return None
-    init, x_attr, y_attr, bs_attr, consts, getitem = found
-    index = getitem.params.params[1].name.value
-    body = list(getitem.body.body)
-    batches = {}
-    for stmt in body[:2]:
-        sliced = _batch_slice(ctx, stmt, index, bs_attr)
-        if sliced is None:
-            return None
-        name, attr, copied = sliced
-        batches[attr] = (name, copied)
-    if set(batches) != {x_attr, y_attr} or body[-1] is body[1]:
-        return None
-    last = body[-1]
-    returned = last.body[0].value if isinstance(last, cst.SimpleStatementLine) and len(last.body) == 1 and isinstance(
-        last.body[0], cst.Return
-    ) else None
-    if not (isinstance(returned, cst.Tuple) and len(returned.elements) == 2):
-        return None
-    outputs = [e.value for e in returned.elements]
-    (bx, x_copied), (by, y_copied) = batches[x_attr], batches[y_attr]
-    middle = body[2:-1]
-    read = {n.value for n in _variables(cst.Module(body=middle))}
-
-    def passed_through(output, name, copied):
-        return isinstance(output, cst.Name) and output.value == name and not copied and name not in read
-
-    if passed_through(outputs[1], by, y_copied) and not passed_through(outputs[0], bx, x_copied):
-        kind, name, copied, result, other = "x", bx, x_copied, outputs[0], by
-    elif passed_through(outputs[0], bx, x_copied) and not passed_through(outputs[1], by, y_copied):
-        kind, name, copied, result, other = "y", by, y_copied, outputs[1], bx
-    else:
-        return None
-    steps = []
-    assigned = {name}
-    for stmt in middle:
-        loop = vectorised_loop(stmt, assigned)
-        steps.append(loop if loop is not None else stmt)
-        for node in walk(steps[-1]):
-            if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
-                assigned.add(node.target.value)
-    if copied:
-        steps.insert(0, cst.parse_statement(f"{name} = {name}.copy()\n"))
-    returns = cst.parse_statement("return x\n")
-    returns = returns.with_changes(body=[returns.body[0].with_changes(value=result)], leading_lines=last.leading_lines)
-    method_body = cst.Module(body=steps + [returns])
-    uses_self = False
-    for node in walk(method_body):
-        if isinstance(node, cst.Name) and node.value in (index, other):
-            return None
-        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self":
-            if node.attr.value not in consts:
-                return None
-            uses_self = True
-    self_reads = sum(1 for n in walk(method_body) if isinstance(n, cst.Attribute) and attribute_root(n) == "self"
-                     and isinstance(n.value, cst.Name))
-    if sum(1 for n in _variables(method_body) if n.value == "self") != self_reads:
-        return None  # `self` passed on: something may read the per-batch state
-    proof = RowWiseProof(ctx, name, set(consts), ctx.batch_functions(seq, (Phase.BATCH, Phase.EPOCH)))
-    if not proof.statements(steps):
-        return None
-    rows = proof.rows(result)
-    if rows is None or not rows.filled:
-        return None
-    method = f"preprocess_{kind}"
-    header = f"def {method}(self, {name}):\n    pass\n" if uses_self else f"@staticmethod\ndef {method}({name}):\n    pass\n"
-    function = cst.parse_statement(header)
-    function = function.with_changes(
-        body=function.body.with_changes(body=steps + [returns]),
-        leading_lines=[cst.EmptyLine(indent=False)],
-    )
-    params = init.params
-    kwargs = params.star_kwarg.name.value if isinstance(params.star_kwarg, cst.Param) else "kwargs"
-    if not isinstance(params.star_kwarg, cst.Param):
-        params = params.with_changes(star_kwarg=cst.Param(cst.Name("kwargs")))
-    keyword = "preprocess" if kind == "x" else "preprocess_y"
-    stored = _init_params(init)
-    x_param, y_param, bs_param = stored[x_attr], stored[y_attr], stored[bs_attr]
-    call = cst.parse_statement(
-        f"super().__init__({x_param}, {y_param}, batch_size={bs_param}, {keyword}=self.{method}, **{kwargs})\n"
-    )
-    kept = [stmt for stmt in init.body.body if _stored_attr(stmt) in consts]
-    new_init = init.with_changes(params=params, body=init.body.with_changes(body=kept + [call]))
-    members = []
-    for stmt in seq.node.body.body:
-        if stmt is init:
-            members.append(new_init)
-        elif isinstance(stmt, cst.FunctionDef):
-            continue
-        else:
-            members.append(stmt)
-    members.append(function)
-    new_class = seq.node.with_changes(
-        bases=[cst.Arg(cst.parse_expression("seqkit.PreprocessedSequence"))],
-        body=seq.node.body.with_changes(body=members),
-        leading_lines=[],
-    )
-    code = ctx.module.code_for_node(new_class).rstrip("\n")
-    edits = [replace(ctx, seq.node, code), ensure_import(ctx, "seqkit")]
-    return make_fix(
-        Applicability.SAFE,
-        f"Rebase `{seq.name}` on `seqkit.PreprocessedSequence`: preprocess {kind} once, not per batch",
-        edits,
-    )
-
-
-def _init_params(init) -> dict[str, str]:
-    """attribute -> the `__init__` parameter stored in it (`self.x = x`)."""
-    stored = {}
-    for stmt in init.body.body:
-        attr = _stored_attr(stmt)
-        if attr is not None:
-            stored[attr] = stmt.body[0].value.value
-    return stored
-
-
-def _stored_attr(stmt) -> str | None:
-    if (
-        isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)
-        and len(stmt.body[0].targets) == 1 and isinstance(stmt.body[0].value, cst.Name)
-    ):
-        return is_self_attr(stmt.body[0].targets[0].target)
-    return None
-
-
-def _plain_sequence(ctx, seq):
-    """(__init__, x attribute, y attribute, batch-size attribute, setting attributes, __getitem__) of a
-    class that holds nothing but data, batch size and settings, or None."""
-    cls = seq.node
-    methods = seq.own_methods
-    if cls.decorators or len(cls.bases) != 1 or cls.keywords or set(seq.methods) != {"__init__", "__len__", "__getitem__"}:
-        return None
-    for stmt in cls.body.body:
-        if isinstance(stmt, cst.FunctionDef):
-            if stmt.decorators or stmt.asynchronous:
-                return None
-        elif not is_docstring(stmt):
-            return None
-    init, length, getitem = methods["__init__"], methods["__len__"], methods["__getitem__"]
-    params = init.params
-    if params.posonly_params or params.kwonly_params or isinstance(params.star_arg, (cst.Param, cst.ParamStar)):
-        return None
-    names = [p.name.value for p in params.params]
-    if not names or names[0] != "self":
-        return None
-    kwargs = params.star_kwarg.name.value if isinstance(params.star_kwarg, cst.Param) else None
-    stored: dict[str, str] = {}
-    for stmt in init.body.body:
-        attr = _stored_attr(stmt)
-        if attr is not None and stmt.body[0].value.value in names[1:] and attr not in stored:
-            stored[attr] = stmt.body[0].value.value
-        elif not (kwargs and ctx.code(stmt).strip() == f"super().__init__(**{kwargs})"):
-            return None
-    ceiling = _ceil_len(ctx, length)
-    if ceiling is None:
-        return None
-    x_attr, bs_attr = ceiling
-    if len(getitem.params.params) != 2 or x_attr not in stored or bs_attr not in stored or x_attr == bs_attr:
-        return None
-    others = [a for a in stored if a not in (x_attr, bs_attr)]
-    if len(others) > 1 and any(a in _base_attributes() or a.startswith("_") for a in others):
-        return None  # a setting would shadow (or be shadowed by) the new base class's own state
-    for y_attr in others:
-        consts = [a for a in others if a != y_attr]
-        if _mentions_attr(getitem, y_attr):
-            return init, x_attr, y_attr, bs_attr, consts, getitem
-    return None
-
-
-def _mentions_attr(func, attr: str) -> bool:
-    return any(is_self_attr(n) == attr for n in walk(func.body))
-
-
-def _ceil_len(ctx, length):
-    """(data attribute, batch-size attribute) when `__len__` is `ceil(len(self.x) / self.bs)`."""
-    body = length.body.body
-    if len(length.params.params) != 1 or len(body) != 1 or not isinstance(body[0], cst.SimpleStatementLine):
-        return None
-    ret = body[0].body[0]
-    if not isinstance(ret, cst.Return) or ret.value is None:
-        return None
-    expr = ret.value
-    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "int" and len(expr.args) == 1:
-        expr = expr.args[0].value
-    if not (isinstance(expr, cst.Call) and ctx.qualified_name(expr.func) in ("math.ceil", "numpy.ceil") and len(expr.args) == 1):
-        return None
-    ratio = expr.args[0].value
-    if not (isinstance(ratio, cst.BinaryOperation) and isinstance(ratio.operator, cst.Divide)):
-        return None
-    rows, size = ratio.left, ratio.right
-    if not (isinstance(rows, cst.Call) and isinstance(rows.func, cst.Name) and rows.func.value == "len" and len(rows.args) == 1):
-        return None
-    if isinstance(size, cst.Call) and isinstance(size.func, cst.Name) and size.func.value == "float" and len(size.args) == 1:
-        size = size.args[0].value
-    x_attr, bs_attr = is_self_attr(rows.args[0].value), is_self_attr(size)
-    return (x_attr, bs_attr) if x_attr and bs_attr else None
-
-
-def _batch_slice(ctx, stmt, index: str, bs_attr: str):
-    """(name, attribute, copied) for `name = self.attr[index * self.bs:(index + 1) * self.bs]` (or `.copy()` of it)."""
-    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
-        return None
-    assign = stmt.body[0]
-    if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
-        return None
-    value, copied = assign.value, False
-    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "copy" and not value.args:
-        value, copied = value.func.value, True
-    if not (isinstance(value, cst.Subscript) and (attr := is_self_attr(value.value)) and len(value.slice) == 1):
-        return None
-    part = value.slice[0].slice
-    if not (isinstance(part, cst.Slice) and part.step is None and part.lower is not None and part.upper is not None):
-        return None
-    if " ".join(ctx.code(part.lower).split()) != f"{index} * self.{bs_attr}":
-        return None
-    if " ".join(ctx.code(part.upper).split()) != f"({index} + 1) * self.{bs_attr}":
-        return None
-    return assign.targets[0].target.value, attr, copied
-
-
-# ---------------------------------------------------------------------------------------------------
-# Hoisting a whole helper: `self._normalize(self.images[idx])` -> preprocess_once(self._normalize, ...)
-
-
-def _cached_helper_hoist(cache: dict, ctx, seq, helper, volatile: set[str]):
-    key = (id(seq.node), id(helper))
-    if key not in cache:
-        cache[key] = helper_hoist_fix(ctx, seq, helper, volatile)
-    return cache[key]
-
-
-def helper_hoist_fix(ctx, seq, helper, volatile: set[str]):
-    """The safe fix preprocessing once, with the helper itself, every dataset attribute that per-batch
-    code only ever passes, sliced, to `helper`; or None.
-
-    The helper must be proven row-wise (`RowWiseProof`) with its one data parameter as the batch, and
-    read only settings: `self` attributes set in `__init__` and never per batch or epoch, literals,
-    module names, and parameters left at literal defaults."""
-    init = seq.own_methods.get("__init__")
-    if init is None or not isinstance(init.body, cst.IndentedBlock) or any(
-        isinstance(n, (cst.Return, cst.Yield)) for n in walk(init.body)
-    ):
-        return None
-    sites = []
-    for func in ctx.batch_functions(seq):
-        for node in walk(func.body):
-            if isinstance(node, cst.Call) and _helper_of(ctx, seq, node) is helper:
-                sites.append(node)
-    if not sites:
-        return None
-    is_method = any(m is helper for m in seq.methods.values())
-    params = list(helper.params.params)
-    if is_method:
-        if not params or params[0].name.value != "self":
-            return None
-        params = params[1:]
-    if not params or helper.params.star_arg not in (cst.MaybeSentinel.DEFAULT,) or helper.params.star_kwarg is not None:
-        return None
-    if helper.params.kwonly_params or helper.params.posonly_params or helper.decorators:
-        return None
-    data, settings = params[0], params[1:]
-    if data.default is not None or not all(p.default is not None and _literal(p.default) for p in settings):
-        return None
-    in_init = {
-        is_self_attr(part) for n in walk(init.body) if isinstance(n, cst.Assign)
-        for t in n.targets for part in walk(t.target)
-    }
-    consts = {a for a in in_init if a and a not in volatile} if is_method else set()
-    body = list(helper.body.body) if isinstance(helper.body, cst.IndentedBlock) else []
-    if body and is_docstring(body[0]):
-        body = body[1:]
-    if not body or not (
-        isinstance(body[-1], cst.SimpleStatementLine) and len(body[-1].body) == 1
-        and isinstance(body[-1].body[0], cst.Return) and body[-1].body[0].value is not None
-    ):
-        return None
-    loop_edits = []
-    assigned = {data.name.value}
-    for position, stmt in enumerate(body[:-1]):
-        loop = vectorised_loop(stmt, assigned)
-        if loop is not None:
-            body[position] = loop
-            code = cst.Module([]).code_for_node(loop.with_changes(leading_lines=[])).rstrip("\n")
-            loop_edits.append(replace(ctx, stmt, code))
-        for node in walk(body[position]):
-            if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
-                assigned.add(node.target.value)
-    proof = RowWiseProof(ctx, data.name.value, consts, ctx.batch_functions(seq, (Phase.BATCH, Phase.EPOCH)))
-    proof.fixed.update(p.name.value for p in settings)
-    if not proof.statements(body[:-1]):
-        return None
-    rows = proof.rows(body[-1].body[0].value)
-    if rows is None or not rows.filled:
-        return None
-    for node in walk(helper.body):
-        if isinstance(node, cst.Name) and node.value == "self" and is_method:
-            parent = ctx.parent(node)
-            if not (isinstance(parent, cst.Attribute) and parent.value is node):
-                return None  # `self` handed on: the helper may read more than settings
-    attrs = []
-    edits = []
-    for call in sites:
-        if len(call.args) != 1 or call.args[0].keyword is not None or call.args[0].star:
-            return None
-        arg = call.args[0].value
-        attr = is_self_attr(arg.value) if isinstance(arg, cst.Subscript) else None
-        if attr is None or attr in volatile or attr in attrs or not _only_use_of(ctx, seq, attr):
-            return None
-        if _in_index(ctx, call, None) or attr in consts and is_method and any(
-            is_self_attr(n) == attr for n in walk(helper.body)
-        ):
-            return None
-        attrs.append(attr)
-        edits.append(replace(ctx, call, ctx.code(arg)))
-    function = ctx.code(sites[0].func)
-    last = init.body.body[-1]
-    indent = indentation_of(ctx, last)
-    _, end = ctx.position(last)
-    lines = "".join(f"{indent}self.{a} = seqkit.preprocess_once({function}, self.{a})\n" for a in attrs)
-    edits += loop_edits + [insert(line_start(end.row + 1), lines), ensure_import(ctx, "seqkit")]
-    names = ", ".join(f"`self.{a}`" for a in attrs)
-    return make_fix(
-        Applicability.SAFE, f"Preprocess {names} once in `__init__` with `seqkit.preprocess_once({function}, ...)`", edits
-    )
-
-
-def _helper_of(ctx, seq, call):
-    """The FunctionDef a call runs: an own method (`self.f(...)`) or a module-level function (`f(...)`)."""
-    if (name := is_self_attr(call.func)) is not None:
-        method = seq.methods.get(name)
-        return method if method is not None and any(m is method for m in seq.own_methods.values()) else None
-    if isinstance(call.func, cst.Name):
-        for stmt in ctx.module.body:
-            if isinstance(stmt, cst.FunctionDef) and stmt.name.value == call.func.value:
-                return stmt
-    return None
-
-
-def _literal(expr) -> bool:
-    if isinstance(expr, (cst.Integer, cst.Float, cst.SimpleString)):
-        return True
-    if isinstance(expr, cst.UnaryOperation):
-        return _literal(expr.expression)
-    return isinstance(expr, cst.Name) and expr.value.isupper()  # a module constant such as HU_MIN
-
-
-@lru_cache(maxsize=None)
-def _base_attributes() -> frozenset[str]:
-    return frozenset(load_data_table("seqkit_api.toml")["preprocessed_sequence_attributes"])
+        _, class_end = ctx.position(members[-1])
+        edits.append(insert(line_start(class_end.row + 1), text))
+    edits.append(ensure_import(ctx, "seqkit"))
+    title = f"Preprocess `{plan.target}` once at the end of `__init__` with `seqkit.preprocess_once`"
+    if not plan.safe:
+        title += f" (unsafe: {plan.reason})"
+    return make_fix(Applicability.SAFE if plan.safe else Applicability.UNSAFE, title, edits)

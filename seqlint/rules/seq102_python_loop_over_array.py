@@ -8,7 +8,6 @@ import libcst as cst
 
 from seqlint.analysis import effects
 from seqlint.analysis.arrays import ValueKinds, dtype_class, is_index_vector
-from seqlint.analysis.dataflow import FILE, MEMORY
 from seqlint.analysis.hotpath import Phase, names_in, walk
 from seqlint.analysis.tables import elementwise_numpy
 from seqlint.findings import Applicability, Edit
@@ -467,7 +466,6 @@ result = [gen[0], gen[1], gen[2]]
     ]
 
     def check(self, ctx):
-        flow = ctx.dataflow
         for func, seq, _path in ctx.functions_in_phase(Phase.BATCH):
             kinds = ValueKinds(ctx, seq)
             skip: set[int] = set()
@@ -476,8 +474,10 @@ result = [gen[0], gen[1], gen[2]]
                     continue
                 finding = None
                 gather = _gather_loop(ctx, node) if isinstance(node, cst.For) else None
+                copy = _element_copy(ctx, node) if isinstance(node, cst.For) else None
                 if gather is not None and (
-                    flow.taint(func, gather.piece) & {MEMORY, FILE} or _over_data(flow, func, node, {gather.index})
+                    ctx.is_sample_data(gather.piece) or _over_data(ctx, node, {gather.index})
+                    or _self_attribute(gather.array)
                 ):
                     what = "one row at a time" if gather.window is None else "one window at a time"
                     finding = ctx.report(
@@ -487,9 +487,17 @@ result = [gen[0], gen[1], gen[2]]
                         "index it once with the whole index array",
                         fix=_gather_fix(ctx, gather, func, kinds),
                     )
+                elif copy is not None:
+                    finding = ctx.report(
+                        self,
+                        node,
+                        f"Python loop copies `{ctx.code(copy.source)}` into `{ctx.code(copy.target)}` one element "
+                        "at a time; assign the slice at once",
+                        fix=_copy_fix(ctx, copy, func),
+                    )
                 elif isinstance(node, cst.For):
                     element = _loop_element(ctx, node)
-                    if element and _over_data(flow, func, node, element) and _arithmetic_only(ctx, node.body, element) \
+                    if element and _over_data(ctx, node, element) and _arithmetic_only(ctx, node.body, element) \
                             and not _exits(node.body):
                         finding = ctx.report(
                             self,
@@ -500,7 +508,7 @@ result = [gen[0], gen[1], gen[2]]
                         )
                 elif isinstance(node, cst.While):
                     index = _while_index(node)
-                    if index and _over_data(flow, func, node, index) and _arithmetic_only(ctx, node.body, index) \
+                    if index and _over_data(ctx, node, index) and _arithmetic_only(ctx, node.body, index) \
                             and not _exits(node.body):
                         finding = ctx.report(
                             self, node,
@@ -512,7 +520,7 @@ result = [gen[0], gen[1], gen[2]]
                     if comp.inner_for_in is not None or comp.ifs:
                         continue
                     element = _loop_element(ctx, comp)
-                    if element and _over_data(flow, func, comp, element) and _arithmetic_only(ctx, node.elt, element):
+                    if element and _over_data(ctx, comp, element) and _arithmetic_only(ctx, node.elt, element):
                         finding = ctx.report(
                             self, node,
                             f"comprehension over `{ctx.code(comp.iter)}` does element-wise arithmetic "
@@ -523,16 +531,15 @@ result = [gen[0], gen[1], gen[2]]
                     yield finding
 
 
-def _over_data(flow, func, loop, element: set[str]) -> bool:
+def _over_data(ctx, loop, element: set[str]) -> bool:
     """The loop walks data (the dataset or what was read), not a list of settings or shapes."""
-    data = {MEMORY, FILE}
     iterable = getattr(loop, "iter", None)
-    if iterable is not None and flow.taint(func, iterable) & data:
+    if iterable is not None and ctx.is_sample_data(iterable):
         return True
     body = loop.body if not isinstance(loop, cst.CompFor) else None
     for node in walk(body if body is not None else loop):
         if isinstance(node, cst.Subscript) and any(_uses(el, element) for el in node.slice) \
-                and flow.taint(func, node.value) & data:
+                and ctx.is_sample_data(node.value):
             return True
     return False
 
@@ -581,11 +588,19 @@ def _arithmetic_only(ctx, body, element: set[str]) -> bool:
         elif isinstance(node, (cst.With, cst.Try, cst.FunctionDef, cst.Lambda)):
             return False
         elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, _ARITH):
-            arithmetic = arithmetic or _uses(node, element)
+            arithmetic = arithmetic or (_uses(node, element) and _on_data(ctx, node))
         elif isinstance(node, cst.AugAssign) and isinstance(node.operator, _ARITH_AUG):
-            arithmetic = arithmetic or (_uses(node.target, element) and isinstance(node.target, cst.Subscript)) \
-                or _uses(node.value, element) and not isinstance(node.target, cst.Name)
+            arithmetic = arithmetic or ((_uses(node.target, element) and isinstance(node.target, cst.Subscript)) \
+                or _uses(node.value, element) and not isinstance(node.target, cst.Name)) and _on_data(ctx, node)
     return arithmetic
+
+
+def _on_data(ctx, node) -> bool:
+    """Arithmetic on sample data that reaches the batch; not on lengths, counters or indices (nor in
+    code seqlint did not interpret, where it cannot tell)."""
+    if isinstance(node, cst.AugAssign):
+        return ctx.is_sample_data(node, live=True) or ctx.is_sample_data(node.value, live=True)
+    return ctx.is_sample_data(node, live=True)
 
 
 def _allowed_call(ctx, call: cst.Call) -> bool:
@@ -912,3 +927,165 @@ def _empty_twin(ctx, kinds: ValueKinds, func, seed, array_kind, width: str) -> b
         and seed_kind.dtype == array_kind.dtype
         and dtype_class(array_kind.dtype) in ("int", "float", "bool")
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Element-by-element copies: `for j in range(len(s)): padded[i][j] = s[j]` is one slice assignment.
+
+
+class _Copy(NamedTuple):
+    loop: cst.For                     # the loop copying one element per iteration
+    outer: cst.For                    # the loop reported: the outermost one holding only this copy
+    target: cst.BaseExpression        # where the elements go, without the element index: `padded[i]`
+    prefix: list                      # the destination's index before the element: [`i`]
+    array: str                        # the destination array's name
+    source: cst.BaseExpression        # the sequence the elements come from: `batch[i]`
+    bound: cst.BaseExpression | None  # how many elements, when not all of the source
+    exact: bool                       # the bound never exceeds the source's length
+    counted: bool = False             # the element's position is a counter of the loop's own
+
+
+def _element_copy(ctx, loop: cst.For, outer: cst.For | None = None) -> _Copy | None:
+    outer = outer or loop
+    body = loop.body.body if isinstance(loop.body, cst.IndentedBlock) else ()
+    if len(body) == 1 and isinstance(body[0], cst.For) and loop.orelse is None:
+        return _element_copy(ctx, body[0], outer)
+    if loop.orelse is not None or loop.asynchronous is not None:
+        return None
+    if len(body) == 2:
+        return _counted_copy(ctx, loop, outer, body)
+    if len(body) != 1:
+        return None
+    line = body[0]
+    if not (isinstance(line, cst.SimpleStatementLine) and len(line.body) == 1 and isinstance(line.body[0], cst.Assign)
+            and len(line.body[0].targets) == 1):
+        return None
+    target, value = line.body[0].targets[0].target, line.body[0].value
+    parsed = _element_target(target)
+    if parsed is None:
+        return None
+    array, prefix, index = parsed
+    header = _copy_header(ctx, loop)
+    if header is None:
+        return None
+    name, item, source, bound, exact = header
+    if index != name or any(_uses(p, {name}) for p in prefix):
+        return None
+    if item is not None:
+        if not (isinstance(value, cst.Name) and value.value == item):
+            return None
+    else:
+        if not (isinstance(value, cst.Subscript) and len(value.slice) == 1 and isinstance(value.slice[0].slice, cst.Index)
+                and isinstance(value.slice[0].slice.value, cst.Name) and value.slice[0].slice.value.value == name):
+            return None
+        if source is not None and ctx.code(value.value) != ctx.code(source):
+            return None
+        source = value.value
+    if source is None or _uses(source, {name}) or (bound is not None and _uses(bound, {name})):
+        return None
+    if not ctx.is_sample_data(source, live=True):
+        return None
+    return _Copy(loop, outer, target, prefix, array, source, bound, exact)
+
+
+def _counted_copy(ctx, loop: cst.For, outer: cst.For, body) -> _Copy | None:
+    """`for box in boxes: out[i, k] = box; k = k + 1`: the same copy with a counter of its own. Reported
+    without a fix (the counter's value after the loop would have to be rebuilt too)."""
+    if not isinstance(loop.target, cst.Name):
+        return None
+    first, second = body
+    if not all(isinstance(b, cst.SimpleStatementLine) and len(b.body) == 1 for b in body):
+        return None
+    assign, step = first.body[0], second.body[0]
+    if not (isinstance(assign, cst.Assign) and len(assign.targets) == 1 and isinstance(assign.value, cst.Name)
+            and assign.value.value == loop.target.value):
+        return None
+    parsed = _element_target(assign.targets[0].target)
+    if parsed is None:
+        return None
+    array, prefix, counter = parsed
+    increments = (
+        isinstance(step, cst.AugAssign) and isinstance(step.operator, cst.AddAssign)
+        and isinstance(step.target, cst.Name) and step.target.value == counter
+        and isinstance(step.value, cst.Integer) and step.value.value == "1"
+    ) or (
+        isinstance(step, cst.Assign) and len(step.targets) == 1 and isinstance(step.targets[0].target, cst.Name)
+        and step.targets[0].target.value == counter and ctx.code(step.value).replace(" ", "") == f"{counter}+1"
+    )
+    if not increments or not ctx.is_sample_data(loop.iter, live=True):
+        return None
+    return _Copy(loop, outer, assign.targets[0].target, prefix, array, loop.iter, None, False, counted=True)
+
+
+def _element_target(target) -> tuple[str, list, str] | None:
+    """("padded", [i], "j") for `padded[i][j]` and `padded[i, j]`."""
+    if not isinstance(target, cst.Subscript) or not all(isinstance(e.slice, cst.Index) for e in target.slice):
+        return None
+    last = target.slice[-1].slice.value
+    if not isinstance(last, cst.Name):
+        return None
+    prefix = [e.slice.value for e in target.slice[:-1]]
+    base = target.value
+    while isinstance(base, cst.Subscript):
+        if not all(isinstance(e.slice, cst.Index) for e in base.slice):
+            return None
+        prefix = [e.slice.value for e in base.slice] + prefix
+        base = base.value
+    if not isinstance(base, cst.Name) or not prefix:
+        return None
+    return base.value, prefix, last.value
+
+
+def _copy_header(ctx, loop: cst.For):
+    """(index, item, source, bound, exact) of `for j in range(len(s))`, `range(min(len(s), w))`,
+    `range(n)` and `for j, v in enumerate(s)`."""
+    it = loop.iter
+    if not (isinstance(it, cst.Call) and isinstance(it.func, cst.Name) and len(it.args) == 1 and not it.args[0].keyword):
+        return None
+    arg = it.args[0].value
+    if it.func.value == "enumerate" and isinstance(loop.target, cst.Tuple) and len(loop.target.elements) == 2:
+        index, item = (e.value for e in loop.target.elements)
+        if isinstance(index, cst.Name) and isinstance(item, cst.Name):
+            return index.value, item.value, arg, None, True
+        return None
+    if it.func.value != "range" or not isinstance(loop.target, cst.Name):
+        return None
+    name = loop.target.value
+    if _is_len(arg):
+        return name, None, arg.args[0].value, None, True
+    if isinstance(arg, cst.Call) and ctx.qualified_name(arg.func) == "min" and len(arg.args) == 2:
+        lens = [a.value for a in arg.args if _is_len(a.value)]
+        if len(lens) == 1:
+            return name, None, lens[0].args[0].value, arg, True
+    return name, None, None, arg, False
+
+
+def _is_len(expr) -> bool:
+    return isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "len" \
+        and len(expr.args) == 1
+
+
+def _copy_fix(ctx, copy: _Copy, func):
+    """`padded[i, :len(s)] = s` (or `[:n] = s[:n]` for a bound), replacing the copying loop."""
+    if copy.counted:
+        return None
+    prefix = ", ".join(ctx.code(p) for p in copy.prefix)
+    source = ctx.code(copy.source)
+    if copy.bound is None:
+        text = f"{copy.array}[{prefix}, :len({source})] = {source}"
+    else:
+        bound = ctx.code(copy.bound)
+        text = f"{copy.array}[{prefix}, :{bound}] = {source}[:{bound}]"
+    safe = copy.exact and _is_ndarray(ctx, func, copy.array, copy.outer)
+    start, _ = ctx.position(copy.loop)
+    _, end = ctx.position(copy.loop.body.body[0])
+    return make_fix(
+        Applicability.SAFE if safe else Applicability.UNSAFE,
+        f"Assign the slice at once: `{text}`",
+        [Edit(text, start, end)],
+    )
+
+
+def _self_attribute(expr) -> bool:
+    """`self.x`: a dataset attribute, whose rows a gather loop picks even when the picks are fixed."""
+    return isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"

@@ -1,0 +1,814 @@
+"""Turning regions of deterministic steps into code that runs once: SEQ101's fix.
+
+For a dataset attribute `self.x` whose rows every per-batch use sends through the same region
+(regions.py), the region's code moves into a function `f`, `__init__` ends with
+`self.x = seqkit.preprocess_once(f, self.x)`, and per-batch code reads the rows of the result where it
+used to compute `f` of them: the article's Example 2, whatever shape the code had (steps inline in one
+expression, over several statements, in a helper, in a loop over rows, per sample in a loop over ids).
+
+The code is sliced by statements. In the function holding the source, a statement is
+- a **chain** statement when all it does is compute region values (`x = x / 255.`, `b[:] = b * 2`, a
+  loop filling rows): it moves into `f`;
+- the **consumer** when it uses the region's last value inside something else (`return x / 255., y`,
+  `batch.append(img / 255.)`): only that expression moves, replaced by the source's rows.
+Names `f` needs besides its parameter (a local `scale = 1 / 255.`) are copied into it when they hold
+constants. Anything else (a step inside a compound statement's header, a name rebound between the read
+and the use, ...) means no fix: code that cannot be moved exactly is left alone.
+
+Whether the fix is safe (the batches provably stay the same) is decided here too: see `Hoist.safe`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from seqlint.analysis.hotpath import Phase, walk
+from seqlint.analysis.batchflow import flow_tables
+from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, keeps_rows, location, regions
+from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy
+from seqlint.analysis.rowwise import RowWiseProof, is_module_name, vectorised_loop
+from seqlint.analysis.values import Op, Value
+from seqlint.findings import Edit
+from seqlint.fixes import indentation_of, is_docstring, line_start, replace
+
+
+@dataclass
+class Hoist:
+    """How to compute one dataset attribute's preprocessing once."""
+
+    location: tuple
+    function: str                 # what preprocess_once gets: `self.prep`, a lambda, or a new method's name
+    method: str | None            # the code of a new method holding the steps (class-body indentation)
+    per_sample: bool              # the steps work on one sample: applied row by row
+    as_array: bool                # the attribute's type is unknown: hand preprocess_once np.asarray(...)
+    safe: bool
+    reason: str                   # why it is not safe, when it is not
+    edits: list[Edit] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        return attribute_code(self.location)
+
+
+def attribute_code(loc: tuple) -> str:
+    text = f"self.{loc[0]}"
+    for part in loc[1:]:
+        text += part if isinstance(part, str) and part.startswith(".") else f"[{part!r}]"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------
+# Planning
+
+
+def plan_hoists(ctx, seq, flow, clean: CleanSteps) -> dict[tuple, Hoist]:
+    """One Hoist per dataset attribute whose every per-batch read can be preprocessed once."""
+    by_location: dict[tuple, list[Region]] = {}
+    found = regions(flow, clean)
+    covered = {id(r.origin) for r in found}
+    blocked: set[tuple] = set()
+    for value in flow.values:
+        if value.origin and (loc := location(value)) is not None and id(value) not in covered:
+            blocked.add(loc)  # some read uses the raw rows: overwriting the attribute would change it
+    for region in found:
+        loc = location(region.origin)
+        if loc is not None and loc not in blocked:
+            by_location.setdefault(loc, []).append(region)
+    plans = {}
+    for loc, group in by_location.items():
+        plan = _plan(ctx, seq, flow, clean, loc, group)
+        if plan is not None:
+            plans[loc] = plan
+    return plans
+
+
+def _plan(ctx, seq, flow, clean: CleanSteps, loc: tuple, group: list[Region]) -> Hoist | None:
+    if len(loc) > 2 or (len(loc) == 2 and not isinstance(loc[1], str)) or any(
+        isinstance(p, str) and p.startswith(".") for p in loc[1:]
+    ):
+        return None  # only `self.x` and `self.data["key"]` can be reassigned as a whole
+    if loc[0] in flow.volatile:
+        return None
+    init = seq.own_methods.get("__init__")
+    if init is None or not isinstance(init.body, cst.IndentedBlock) or any(
+        isinstance(n, (cst.Return, cst.Yield)) for n in walk(init.body)
+    ) or not _assigns_attribute(init, loc[0]):
+        return None
+    extractions = []
+    for region in group:
+        extraction = _Extraction.build(ctx, flow, clean, region)
+        if extraction is None:
+            return None
+        extractions.append(extraction)
+    codes = {e.signature for e in extractions}
+    if len(codes) != 1:
+        return None  # the rows are preprocessed differently in different places
+    first = extractions[0]
+    edits = [edit for e in extractions for edit in e.edits]
+    edits += deletion_edits(ctx, [span for e in extractions for span in e.deleted])
+    safe, reason = first.safety(ctx, seq, flow, loc)
+    other = _other_uses(ctx, seq, flow, loc)
+    if other:
+        safe, reason = False, f"`{attribute_code(loc)}` is also read by {other}, which would see the preprocessed rows"
+    function, method = first.function_code(ctx, seq, loc)
+    return Hoist(
+        location=loc,
+        function=function,
+        method=method,
+        per_sample=first.unit == SAMPLE and not first.trailing_only,
+        as_array=first.as_array(flow, loc),
+        safe=safe,
+        reason=reason,
+        edits=edits,
+        regions=group,
+    )
+
+
+def _assigns_attribute(init: cst.FunctionDef, attr: str) -> bool:
+    for node in walk(init.body):
+        if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            for target in targets:
+                for sub in walk(target):
+                    if isinstance(sub, cst.Attribute) and isinstance(sub.value, cst.Name) and sub.value.value == "self" \
+                            and sub.attr.value == attr:
+                        return True
+    return False
+
+
+def _other_uses(ctx, seq, flow, loc: tuple) -> str | None:
+    """A method (other than `__init__`) reading the attribute other than through the hoisted reads, its
+    length or `.shape[0]`."""
+    allowed = set()
+    for value in flow.values:
+        if value.origin and location(value) == loc:
+            for node in walk(value.node):
+                allowed.add(id(node))
+    for name, method in seq.methods.items():
+        if name == "__init__":
+            continue
+        for node in walk(method.body):
+            if not (isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == "self"
+                    and node.attr.value == loc[0]) or id(node) in allowed:
+                continue
+            parent = ctx.parent(node)
+            if isinstance(parent, cst.Arg):
+                call = ctx.parent(parent)
+                if isinstance(call, cst.Call) and ctx.qualified_name(call.func) == "len":
+                    continue
+            if isinstance(parent, cst.Attribute) and parent.attr.value == "shape":
+                sub = ctx.parent(parent)
+                if isinstance(sub, cst.Subscript) and ctx.code(sub).replace(" ", "").endswith(".shape[0]"):
+                    continue
+            return f"`{name}`"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Slicing one region out of its function
+
+
+def _stmt_of(ctx, node):
+    if isinstance(node, (cst.For, cst.SimpleStatementLine)):
+        return node
+    current = node
+    while current is not None and not isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        current = ctx.parent(current)
+    return current
+
+
+def _start(ctx, node):
+    position = ctx.position(node)[0]
+    return (position.row, position.column)
+
+
+def _binds(stmt, name: str) -> bool:
+    for node in walk(stmt):
+        targets = []
+        if isinstance(node, cst.Assign):
+            targets = [t.target for t in node.targets]
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr)):
+            targets = [node.target]
+        elif isinstance(node, cst.WithItem) and node.asname is not None:
+            targets = [node.asname.name]
+        for target in targets:
+            if isinstance(target, cst.Name) and target.value == name:
+                return True
+            if isinstance(target, (cst.Tuple, cst.List)) and any(
+                isinstance(e.value, cst.Name) and e.value.value == name for e in target.elements
+            ):
+                return True
+    return False
+
+
+class _Swap(cst.CSTTransformer):
+    """Replace one node (by identity) with new code."""
+
+    def __init__(self, swaps: dict[int, cst.CSTNode]):
+        self.swaps = swaps
+
+    def on_leave(self, original, updated):
+        new = self.swaps.get(id(original))
+        if new is None:
+            return updated
+        if isinstance(new, cst.BaseExpression) and hasattr(updated, "lpar"):
+            return new.with_changes(lpar=updated.lpar, rpar=updated.rpar) if hasattr(new, "lpar") else new
+        return new
+
+
+class _Rename(cst.CSTTransformer):
+    """Rename a variable (not attributes or keywords of the same name)."""
+
+    def __init__(self, old: str, new: str):
+        self.old, self.new = old, new
+
+    def leave_Attribute(self, original, updated):
+        return updated.with_changes(attr=original.attr)
+
+    def leave_Arg(self, original, updated):
+        return updated.with_changes(keyword=original.keyword)
+
+    def leave_Name(self, original, updated):
+        return updated.with_changes(value=self.new) if original.value == self.old else updated
+
+
+@dataclass
+class _Extraction:
+    region: Region
+    holder: str                  # how the rows are read at the frontier: a name, or the read's own code
+    param: str                   # the hoisted function's parameter
+    body: list                   # statements of the hoisted function (origin replaced by the parameter)
+    result: cst.BaseExpression   # what it returns
+    edits: list[Edit]
+    deleted: list[tuple[int, int]]  # line spans of the statements that move
+    unit: str | None
+    trailing_only: bool
+
+    # -- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, ctx, flow, clean: CleanSteps, region: Region) -> _Extraction | None:
+        func, origin, frontier = region.func, region.origin, region.frontier
+        if func is None or not isinstance(func, cst.FunctionDef) or not region.steps:
+            return None
+        step_ids = {id(v) for v in region.steps}
+        origin_node = origin.node
+        statements: list = []
+        for value in region.steps:
+            stmt = _stmt_of(ctx, value.node)
+            if stmt is None or all(a is not func for a in ctx.ancestors(stmt)):
+                return None
+            if all(stmt is not s for s in statements):
+                statements.append(stmt)
+        # A loop computing rows moves whole: the statements of its body are part of it.
+        statements = [s for s in statements if not any(o is not s and _within(ctx, s, o) for o in statements)]
+        statements.sort(key=lambda s: _start(ctx, s))
+        chain, frontier_stmt, consumer = [], None, None
+        bound_name = None
+        for stmt in statements:
+            kind, name = _classify(ctx, flow, stmt, step_ids, frontier)
+            if kind == "chain":
+                chain.append(stmt)
+            elif kind == "frontier":
+                frontier_stmt, bound_name = stmt, name
+            elif kind == "consumer" and consumer is None:
+                consumer = stmt
+            else:
+                return None
+        if (frontier_stmt is None) == (consumer is None):
+            return None
+        if consumer is not None:
+            inside = {id(n) for n in walk(frontier.node)}
+            for value in region.steps:
+                if _within(ctx, value.node, consumer) and id(value.node) not in inside:
+                    return None
+        last = frontier_stmt if frontier_stmt is not None else consumer
+        if any(_start(ctx, s) > _start(ctx, last) for s in chain):
+            return None
+        moving = [*chain, *([frontier_stmt] if frontier_stmt is not None else [])]
+        read_into = ctx.parent(origin_node)
+        origin_name = read_into.targets[0].target.value if (
+            isinstance(read_into, cst.Assign) and read_into.value is origin_node and len(read_into.targets) == 1
+            and isinstance(read_into.targets[0].target, cst.Name)
+        ) else None
+        support = _supporting_definitions(ctx, flow, clean, func, origin, moving, last, origin_name, bound_name)
+        if support is None:
+            return None
+        copied, moved = support
+        chain = sorted([*chain, *moved], key=lambda s: _start(ctx, s))
+        # Sizes and shapes read from the rows stay right only inside the moved code (or as row counts).
+        kept_reads = [u for v in (origin, *region.steps) for u in flow.values if v in u.ins and not u.data]
+        for user in kept_reads:
+            if user.node is None or _counts_rows_node(user.node):
+                continue
+            if not any(_within(ctx, user.node, m) for m in (*chain, *([frontier_stmt] if frontier_stmt else []))):
+                return None
+        # How the rows are read where the frontier was.
+        origin_stmt = _stmt_of(ctx, origin_node)
+        parent = ctx.parent(origin_node)
+        holder = None
+        if (
+            isinstance(parent, cst.Assign) and parent.value is origin_node and len(parent.targets) == 1
+            and isinstance(parent.targets[0].target, cst.Name) and all(origin_stmt is not s for s in chain)
+            and origin_stmt is not last
+        ):
+            holder = parent.targets[0].target.value
+            if _rebound_between(ctx, func, holder, origin_stmt, last, chain):
+                holder = None
+        inline = holder is None
+        if inline:
+            names = {n.value for n in walk(origin_node) if isinstance(n, cst.Name)} - {"self"}
+            if any(_rebound_between(ctx, func, name, origin_stmt, last, chain) for name in names):
+                return None
+            holder = ctx.code(origin_node)
+        param = holder if not inline else _fresh("rows", statements)
+        swaps = {id(origin_node): cst.Name(param)}
+        body = [s.visit(_Swap(swaps)) for s in chain]
+        edits: list[Edit] = []
+        # Kept code writing into the rows in place needs its own copy: the cached array is read-only.
+        copy = ".copy()" if _mutated_later(flow, frontier) else ""
+        deleted: list[tuple[int, int]] = []
+        # When the name the rows were read into serves only the moved code, the read takes the frontier's
+        # name instead (`encoded = self.waves[...]`), rather than keeping `encoded = batch`.
+        renamed = (
+            not inline and not copy and frontier_stmt is not None and bound_name != holder
+            and all(any(r is m or _within(ctx, r, m) for m in (*chain, frontier_stmt))
+                    for r in _reads(ctx, func, holder) if not _within(ctx, r, origin_stmt))
+            and not _rebound_between(ctx, func, bound_name, origin_stmt, last, chain)
+            and not any(_within(ctx, r, origin_stmt) for r in _reads(ctx, func, bound_name))
+        )
+        if renamed:
+            edits.append(replace(ctx, parent.targets[0].target, bound_name))
+        # `batch_x = self.x[s].copy()` ... `batch_x[:] = ...`: the read stays where it was, as
+        # `batch_x = self.x[s]`, rather than moving down to where the last step was.
+        early = None
+        if inline and frontier_stmt is not None and any(origin_stmt is c for c in chain) and _binds(origin_stmt, bound_name):
+            early = origin_stmt
+        if frontier_stmt is not None and isinstance(frontier_stmt, cst.SimpleStatementLine) and isinstance(
+            frontier_stmt.body[0], cst.Assign
+        ) and frontier_stmt.body[0].value is frontier.node:
+            result = frontier.node.visit(_Swap(swaps))
+            if (holder == bound_name or renamed) and not copy:
+                deleted.append(_delete(ctx, frontier_stmt))
+            else:
+                edits.append(replace(ctx, frontier.node, holder + copy))
+        elif frontier_stmt is not None:
+            body.append(frontier_stmt.visit(_Swap(swaps)))
+            result = cst.Name(bound_name)
+            if (holder == bound_name or renamed) and not copy:
+                deleted.append(_delete(ctx, frontier_stmt))
+            elif early is not None:
+                deleted.append(_delete(ctx, frontier_stmt))
+                edits.append(_replace_statement(ctx, early, f"{bound_name} = {holder}{copy}"))
+                chain = [c for c in chain if c is not early]
+            else:
+                edits.append(_replace_statement(ctx, frontier_stmt, f"{bound_name} = {holder}{copy}"))
+        else:
+            result = frontier.node.visit(_Swap(swaps))
+            edits.append(replace(ctx, frontier.node, holder + copy))
+        deleted += [_delete(ctx, stmt) for stmt in chain]
+        unit = region.unit
+        trailing = all(_trailing(v) for v in region.steps)
+        return cls(region, holder, param, [*copied, *body], result, edits, deleted, unit, trailing)
+
+    # -- the function ---------------------------------------------------------------------------------
+    @property
+    def signature(self) -> str:
+        module = cst.Module(body=[*self.body, cst.SimpleStatementLine([cst.Return(self.result)])])
+        return re.sub(r"\s+", " ", module.code) + f"|{self.param}|{self.unit}"
+
+    def helper_reference(self) -> str | None:
+        """`self.prep` when the whole function is one call of a helper on the rows."""
+        result = self.result
+        if self.body or not isinstance(result, cst.Call) or len(result.args) != 1:
+            return None
+        arg = result.args[0]
+        if arg.keyword is not None or arg.star or not (isinstance(arg.value, cst.Name) and arg.value.value == self.param):
+            return None
+        value = self.region.frontier
+        if value.op is not Op.HELPER:
+            return None
+        return cst.Module([]).code_for_node(result.func)
+
+    def function_code(self, ctx, seq, loc: tuple) -> tuple[str, str | None]:
+        reference = self.helper_reference()
+        if reference is not None:
+            return reference, None
+        if not self.body:
+            result = self.result
+            if self.param != "rows":
+                result = result.visit(_Rename(self.param, _fresh("rows", [result])))
+            param = "rows" if self.param == "rows" else _fresh("rows", [self.result])
+            return f"lambda {param}: {cst.Module([]).code_for_node(result)}", None
+        name = _method_name(seq, loc)
+        ret = cst.SimpleStatementLine([cst.Return(self.result)])
+        body = [s.with_changes(leading_lines=[l for l in s.leading_lines if l.comment is not None])
+                if hasattr(s, "leading_lines") else s for s in self.body]
+        method = cst.FunctionDef(
+            name=cst.Name(name),
+            params=cst.Parameters([cst.Param(cst.Name("self")), cst.Param(cst.Name(self.param))]),
+            body=cst.IndentedBlock(body=[*body, ret]),
+            leading_lines=[cst.EmptyLine(indent=False)],
+        )
+        return f"self.{name}", cst.Module([]).code_for_node(method)
+
+    def as_array(self, flow, loc: tuple) -> bool:
+        """preprocess_once takes one array: an attribute of unknown type goes through np.asarray (a no-op
+        for arrays and memmaps; a list of equal-shaped samples becomes one array)."""
+        container = flow.kinds.attribute_container(loc[0]) if len(loc) == 1 else None
+        return self.unit != SAMPLE and container != "ndarray"
+
+    def safety(self, ctx, seq, flow, loc: tuple) -> tuple[bool, str]:
+        """Safe when each row's result is provably the same computed per batch or once for all rows.
+
+        An attribute set from a constructor parameter is taken to hold an array (a NumPy array, memmap,
+        tensor or DataFrame), as the numeric steps on its rows already require: then indexing the array
+        made of it picks the same values. It is not safe when the class makes it a Python list, or
+        when the steps use its rows with `*` or `+` and an int or list, which would repeat or extend a
+        list instead of computing."""
+        container = flow.kinds.attribute_container(loc[0]) if len(loc) == 1 else None
+        if self.unit == SAMPLE:
+            return True, ""  # applied to each row as the per-batch code applied it to each sample
+        if container == "list" or (container is None and self.list_arithmetic(seq)):
+            return False, f"`{attribute_code(loc)}` may be a Python list, on which `*` and `+` mean something else"
+        if self.unit is None:
+            if not self.trailing_only:
+                return False, "seqlint cannot tell whether the rows are one sample or a batch"
+            return True, ""
+        if not self.proven_rowwise(ctx, seq, flow):
+            return False, "the steps are not proven to compute each row from that row alone"
+        return True, ""
+
+    def list_arithmetic(self, seq) -> bool:
+        """The rows themselves meet `*` or `+` with an int or a list: list repetition or concatenation if
+        the attribute were a list."""
+        target = self._helper_def(seq)
+        body = list(target.body.body) if target is not None else [*self.body, self.result]
+        names = {self.param, self._helper_param(target)}
+        for stmt in body:
+            for node in walk(stmt):
+                if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Multiply, cst.Add)):
+                    sides = (node.left, node.right)
+                    for mine, other in (sides, sides[::-1]):
+                        if isinstance(mine, cst.Name) and mine.value in names and isinstance(
+                            other, (cst.Integer, cst.List, cst.ListComp, cst.Tuple)
+                        ):
+                            return True
+        return False
+
+    def _helper_def(self, seq):
+        if self.helper_reference() is None:
+            return None
+        return self.region.frontier.callee
+
+    @staticmethod
+    def _helper_param(target) -> str | None:
+        if target is None:
+            return None
+        params = [p.name.value for p in target.params.params]
+        if params and params[0] == "self":
+            params = params[1:]
+        return params[0] if params else None
+
+    def proven_rowwise(self, ctx, seq, flow) -> bool:
+        consts = {a for a in _init_attributes(seq) if a not in flow.volatile}
+        functions = ctx.batch_functions(seq, (Phase.BATCH, Phase.EPOCH))
+        target = self._helper_def(seq)
+        if target is not None:
+            return _helper_proof(ctx, seq, target, consts, functions)
+        proof = RowWiseProof(ctx, self.param, consts, functions)
+        body = list(self.body)
+        assigned = {self.param}
+        for position, stmt in enumerate(body):
+            loop = vectorised_loop(stmt, assigned)
+            if loop is not None:
+                body[position] = loop
+            for node in walk(body[position]):
+                if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
+                    assigned.add(node.target.value)
+        if not proof.statements(body):
+            return False
+        rows = proof.rows(self.result)
+        return rows is not None and rows.filled
+
+
+def _classify(ctx, flow, stmt, step_ids: set[int], frontier: Value) -> tuple[str, str | None]:
+    """("chain" | "frontier" | "consumer" | "other", the name the statement binds)."""
+    if isinstance(stmt, cst.For):
+        values = [v for v in flow.values_at(stmt) if id(v) in step_ids]
+        names = {_loop_written(stmt)}
+        if len(values) != 1 or None in names:
+            return "other", None
+        return ("frontier" if values[0] is frontier else "chain"), names.pop()
+    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+        return "other", None
+    small = stmt.body[0]
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        target = small.targets[0].target
+        if isinstance(target, cst.Name):
+            values = [v for v in flow.values_at(small.value) if id(v) in step_ids]
+            if values:
+                return ("frontier" if values[0] is frontier else "chain"), target.value
+            return "consumer", None
+        if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name):
+            values = [v for v in flow.values_at(target) if id(v) in step_ids]
+            if values:
+                return ("frontier" if values[0] is frontier else "chain"), target.value.value
+            return "consumer", None
+        return "consumer", None
+    if isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name):
+        values = [v for v in flow.values_at(small) if id(v) in step_ids]
+        if values:
+            return ("frontier" if values[0] is frontier else "chain"), small.target.value
+    if isinstance(small, (cst.Expr, cst.Return, cst.Assign, cst.AugAssign)):
+        return "consumer", None
+    return "other", None
+
+
+def _loop_written(loop: cst.For) -> str | None:
+    names = set()
+    for node in walk(loop.body):
+        if isinstance(node, cst.Assign):
+            for target in node.targets:
+                if isinstance(target.target, cst.Subscript) and isinstance(target.target.value, cst.Name):
+                    names.add(target.target.value.value)
+    return names.pop() if len(names) == 1 else None
+
+
+def _rebound_between(ctx, func, name: str, first, last, moved) -> bool:
+    """`name` is bound by a statement of `func` that stays, after `first` and before `last`."""
+    start, end = _start(ctx, first), _start(ctx, last)
+    for stmt in _all_statements(func):
+        if any(stmt is m for m in moved) or stmt is first or stmt is last:
+            continue
+        if start < _start(ctx, stmt) < end and isinstance(stmt, cst.SimpleStatementLine) and _binds(stmt, name):
+            return True
+        if start < _start(ctx, stmt) < end and isinstance(stmt, (cst.For, cst.With)) and _binds(
+            stmt.target if isinstance(stmt, cst.For) else stmt, name
+        ):
+            return True
+    return False
+
+
+def _all_statements(func):
+    for node in walk(func.body):
+        if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            yield node
+
+
+def _fresh(base: str, statements) -> str:
+    used = {n.value for s in statements for n in walk(s) if isinstance(n, cst.Name)}
+    name = base
+    while name in used:
+        name += "_"
+    return name
+
+
+def _delete(ctx, stmt) -> tuple[int, int]:
+    """The lines a statement fills, with the comment lines right above it (they describe it)."""
+    start, end = ctx.position(stmt)
+    first = start.row
+    for line in reversed(getattr(stmt, "leading_lines", ())):
+        if line.comment is None:
+            break
+        first -= 1
+    return first, end.row
+
+
+def deletion_edits(ctx, spans: list[tuple[int, int]]) -> list[Edit]:
+    """Edits removing whole lines, adjacent spans merged (one fix's edits must not overlap), and a
+    blank line dropped where removing code would leave two in a row."""
+    lines = ctx.source.splitlines()
+    merged: list[list[int]] = []
+    for first, last in sorted(spans):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    edits = []
+    for first, last in merged:
+        before_blank = first == 1 or not lines[first - 2].strip()
+        after_blank = last < len(lines) and not lines[last].strip()
+        if before_blank and after_blank:
+            last += 1
+        edits.append(Edit("", line_start(first), line_start(last + 1)))
+    return edits
+
+
+def _replace_statement(ctx, stmt, code: str) -> Edit:
+    """A statement (and the comment lines right above it, which move with it) replaced by one line."""
+    indent = indentation_of(ctx, stmt)
+    first, last = _delete(ctx, stmt)
+    return Edit(f"{indent}{code}\n", line_start(first), line_start(last + 1))
+
+
+def _mutated_later(flow, value: Value) -> bool:
+    """Kept code writes into the frontier's array in place (`x += noise`, `x[0] = ...`): reading it from
+    the read-only cached array then needs a copy."""
+    for user in flow.values:
+        if value not in user.ins:
+            continue
+        if user.op is Op.WRITE and user.ins[0] is value:
+            return True
+        if user.op is Op.OPERATOR and isinstance(user.node, cst.AugAssign):
+            return True
+        if user.op is Op.CALL and user.base is value and user.qual and user.qual[1:] in ("sort", "fill", "resize", "put"):
+            return True
+    return False
+
+
+def _trailing(value: Value) -> bool:
+    """A step whose meaning does not depend on the leading axis (see regions.py)."""
+    tables = flow_tables()
+    if value.op is Op.OPERATOR:
+        node = value.node
+        return not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply))
+    if value.op is Op.SUBSCRIPT:
+        return keeps_rows(value.node, None)
+    if value.op is Op.CALL:
+        qual = value.qual or ""
+        if "copy" in value.flags:
+            return True
+        if qual.startswith("."):
+            return qual[1:] in tables.trailing_axes_methods
+        return qual in elementwise_arithmetic() or qual in elementwise_numpy() or qual in tables.trailing_axes_functions
+    return False
+
+
+def _supporting_definitions(ctx, flow, clean: CleanSteps, func, origin: Value, moving: list, last,
+                            rows_name: str | None, result_name: str | None):
+    """The local names the moved code reads besides its rows, and how they come along: (statements to
+    copy: constants, statements to move: sizes and fresh arrays computed from the same rows, such as
+    `encoded = np.empty_like(batch)`); None when one can do neither (a parameter of the function, a
+    value read elsewhere too, a value that changes per batch)."""
+    params = {p.name.value for p in (*func.params.params, *func.params.kwonly_params, *func.params.posonly_params)}
+    copied: list = []
+    moved: list = []
+    done: set[str] = set()
+    pending = [*moving]
+    inside_origin = {id(n) for n in walk(origin.node)}  # the read itself becomes the parameter
+    while pending:
+        stmt = pending.pop()
+        for name in _free_names(ctx, stmt, inside_origin):
+            if name in done or name == "self" or name == rows_name:
+                continue  # the rows' own name becomes the moved code's parameter
+            done.add(name)
+            if not any(_binds(s, name) for s in _all_statements(func)):
+                if name in params:
+                    return None
+                continue  # module names, builtins and closures: the same when the function runs once
+            if any(_binds(m, name) for m in moving + moved) and not any(
+                _binds(s, name) for s in _all_statements(func)
+                if all(s is not m for m in moving + moved) and isinstance(s, cst.SimpleStatementLine)
+            ):
+                continue  # bound by the moved code itself
+            defining = [s for s in _all_statements(func) if isinstance(s, cst.SimpleStatementLine) and _binds(s, name)
+                        and all(s is not m for m in moving + moved)]
+            if len(defining) != 1 or not isinstance(defining[0].body[0], cst.Assign) \
+                    or len(defining[0].body[0].targets) != 1 or _start(ctx, defining[0]) > _start(ctx, last):
+                return None
+            definition = defining[0]
+            values = flow.values_at(definition.body[0].value)
+            if values and all(v.const for v in values):
+                copied.append(definition)
+            elif values and all(not v.data and clean._setting(v, origin) for v in values) and all(
+                any(_within(ctx, r, m) for m in (*moving, *moved, definition))
+                or (name == result_name and _start(ctx, r) > _start(ctx, last))  # the result, read later
+                for r in _reads(ctx, func, name)
+            ):
+                moved.append(definition)
+            else:
+                return None
+            pending.append(definition)
+    copied.sort(key=lambda s: _start(ctx, s))
+    return copied, moved
+
+
+def _counts_rows_node(node) -> bool:
+    """`len(x)`: unchanged by steps that keep one row per row."""
+    return isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "len"
+
+
+def _free_names(ctx, stmt, skip: set[int] = frozenset()) -> list[str]:
+    """Names a statement reads (not attribute names or keywords, nor names under `skip`), in order."""
+    found = []
+    for node in walk(stmt):
+        if isinstance(node, cst.Name) and node.value not in found and id(node) not in skip:
+            parent = ctx.parent(node)
+            if isinstance(parent, cst.Attribute) and parent.attr is node:
+                continue
+            if isinstance(parent, cst.Arg) and parent.keyword is node:
+                continue
+            found.append(node.value)
+    return found
+
+
+def _reads(ctx, func, name: str) -> list:
+    """Name nodes of `func` that read `name` (not the targets binding it)."""
+    targets = set()
+    for node in walk(func.body):
+        bound = []
+        if isinstance(node, cst.AssignTarget):
+            bound = [node.target]
+        elif isinstance(node, (cst.For, cst.CompFor)):
+            bound = [node.target]
+        elif isinstance(node, cst.AugAssign):
+            bound = []  # `x += 1` reads x as well
+        for target in bound:
+            for sub in walk(target):
+                if isinstance(sub, cst.Name):
+                    parent = ctx.parent(sub)
+                    if not isinstance(parent, (cst.Subscript, cst.Attribute)) or parent.value is not sub:
+                        targets.add(id(sub))
+    reads = []
+    for node in walk(func.body):
+        if isinstance(node, cst.Name) and node.value == name and id(node) not in targets:
+            parent = ctx.parent(node)
+            if isinstance(parent, cst.Attribute) and parent.attr is node:
+                continue
+            if isinstance(parent, cst.Arg) and parent.keyword is node:
+                continue
+            reads.append(node)
+    return reads
+
+
+def _within(ctx, node, stmt) -> bool:
+    return node is stmt or any(a is stmt for a in ctx.ancestors(node))
+
+
+_BUILTINS = frozenset(dir(builtins))
+
+
+def _method_name(seq, loc: tuple) -> str:
+    base = "_preprocess_" + "_".join(str(p).strip(".") for p in loc)
+    base = re.sub(r"[^0-9A-Za-z_]", "_", base)
+    name = base
+    while name in seq.methods:
+        name += "_"
+    return name
+
+
+def _init_attributes(seq) -> set[str]:
+    init = seq.own_methods.get("__init__")
+    found: set[str] = set()
+    if init is None:
+        return found
+    for node in walk(init.body):
+        if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
+            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+            for target in targets:
+                for sub in walk(target):
+                    if isinstance(sub, cst.Attribute) and isinstance(sub.value, cst.Name) and sub.value.value == "self":
+                        found.add(sub.attr.value)
+    return found
+
+
+def _helper_proof(ctx, seq, helper, consts: set[str], functions) -> bool:
+    """The helper's body, with its first parameter as the batch, is proven row-wise; its other
+    parameters must keep literal defaults (they are settings)."""
+    params = list(helper.params.params)
+    if params and params[0].name.value == "self":
+        params = params[1:]
+    if not params or helper.params.kwonly_params or helper.params.posonly_params:
+        return False
+    if not isinstance(helper.params.star_arg, cst.MaybeSentinel) or helper.params.star_kwarg is not None:
+        return False
+    data, settings = params[0], params[1:]
+    body = list(helper.body.body) if isinstance(helper.body, cst.IndentedBlock) else []
+    if body and is_docstring(body[0]):
+        body = body[1:]
+    if not body or not (
+        isinstance(body[-1], cst.SimpleStatementLine) and len(body[-1].body) == 1
+        and isinstance(body[-1].body[0], cst.Return) and body[-1].body[0].value is not None
+    ):
+        return False
+    assigned = {data.name.value}
+    for position, stmt in enumerate(body[:-1]):
+        loop = vectorised_loop(stmt, assigned)
+        if loop is not None:
+            body[position] = loop
+        for node in walk(body[position]):
+            if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
+                assigned.add(node.target.value)
+    proof = RowWiseProof(ctx, data.name.value, consts, functions)
+    proof.fixed.update(p.name.value for p in settings)
+    if not proof.statements(body[:-1]):
+        return False
+    rows = proof.rows(body[-1].body[0].value)
+    return rows is not None and rows.filled
+
+
+def init_line(plan: Hoist, numpy_name: str) -> str:
+    """The statement ending `__init__`."""
+    source = plan.target
+    argument = f"{numpy_name}.asarray({source})" if plan.as_array else source
+    options = ", per_sample=True" if plan.per_sample else ""
+    call = f"seqkit.preprocess_once({plan.function}, {argument}{options})"
+    if len(plan.location) == 1:
+        return f"{source} = {call}"
+    head = attribute_code(plan.location[:1])
+    return f"{head} = {{**{head}, {plan.location[1]!r}: {call}}}"
