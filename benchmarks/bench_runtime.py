@@ -10,6 +10,7 @@ import math
 import shutil
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,7 @@ def tf_data_epoch_seconds(x, y, epochs: int) -> list[float]:
 
 
 def main() -> dict[str, Target]:
-    from seqkit import MemmapSequence, PreprocessedSequence, pack, preprocess_once
+    from seqkit import MemmapSequence, PreprocessedSequence, pack, preprocess_once, store
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (N, *SHAPE), dtype=np.uint8)
@@ -121,13 +122,24 @@ def main() -> dict[str, Target]:
         steady = min(epochs)
         del seq
 
-        cache = work / "cache"  # on disk (the temp dir), where users' caches live
-        start = time.perf_counter()
+        first_builds = []  # on disk (the temp dir), where users' caches live; best of 3 fresh builds
+        for attempt in range(3):
+            cache = work / f"cache{attempt}"
+            start = time.perf_counter()
+            seq = PreprocessedSequence(x, y, batch_size=BATCH, preprocess=normalise, preprocess_y=one_hot, cache_dir=cache)
+            first_builds.append(time.perf_counter() - start)
+            if attempt < 2:
+                del seq
+                shutil.rmtree(cache)
+        first_build = min(first_builds)
+        second_build = best_of(
+            lambda: PreprocessedSequence(x, y, batch_size=BATCH, preprocess=normalise, preprocess_y=one_hot, cache_dir=cache)
+        )
         seq = PreprocessedSequence(x, y, batch_size=BATCH, preprocess=normalise, preprocess_y=one_hot, cache_dir=cache)
-        first_build = time.perf_counter() - start
-        start = time.perf_counter()
-        seq = PreprocessedSequence(x, y, batch_size=BATCH, preprocess=normalise, preprocess_y=one_hot, cache_dir=cache)
-        second_build = time.perf_counter() - start
+        folders = [p for p in cache.iterdir() if not p.name.startswith(".")]
+        cached = [np.asarray(a) for folder in folders for a in store.open_dataset(folder).shards("0")]
+        checksum = best_of(lambda: [zlib.crc32(memoryview(a).cast("B")) for a in cached])  # what the build adds, in memory
+        verify = best_of(lambda: [store.verify(folder) for folder in folders])
         reused_steady = min(keras_epoch_seconds(seq, 3))
         check_x, check_y = naive[7]
         np.testing.assert_allclose(seq[7][0], check_x, rtol=1e-6)  # the fast path serves the same batches
@@ -144,6 +156,8 @@ def main() -> dict[str, Target]:
             {"what": "PreprocessedSequence: build + 5 epochs, in memory", "seconds": build_plus_5},
             {"what": "PreprocessedSequence: first build with cache_dir (preprocess + write cache)", "seconds": first_build},
             {"what": "PreprocessedSequence: second run, cache reused (build)", "seconds": second_build},
+            {"what": "  of the first build: CRC-32 of the cache's bytes, computed while writing", "seconds": checksum},
+            {"what": "seqkit.store.verify of the cache (reads back every byte, on demand)", "seconds": verify},
             {"what": "PreprocessedSequence: steady epoch on the memory-mapped cache", "seconds": reused_steady},
         ]
 

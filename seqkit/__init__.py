@@ -1,6 +1,8 @@
 """seqkit: fast Keras data pipelines: preprocess once, read memory-mapped, work in processes.
 
 Names are imported on first use so that `seqkit pack` and `preprocess_once` do not pay for Keras.
+No submodule may be named like an exported name: importing `seqkit.pack` (a module) would replace the
+function `seqkit.pack` on the package, so the module is `seqkit.packing` (tests check every name).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ _EXPORTS = {
     "preprocess_once": "seqkit.preprocess",
     "PreprocessedSequence": "seqkit.preprocess",
     "MemmapSequence": "seqkit.memmap",
-    "pack": "seqkit.pack",
-    "ImageFolder": "seqkit.pack",
-    "Chunks": "seqkit.pack",
+    "pack": "seqkit.packing",
+    "ImageFolder": "seqkit.packing",
+    "Chunks": "seqkit.packing",
     "MultiprocessSequence": "seqkit.multiprocess",
     "WorkerError": "seqkit.multiprocess",
     "current_rng": "seqkit.worker",
+    "profile": "seqkit.profiling.runner",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,11 +6,14 @@ argument (`x['image']`, `y[1]`) or the file and says what is wrong, before any w
 
 from __future__ import annotations
 
+import numbers
 import os
-from typing import Any
+import pickle
+from typing import Any, Callable
 
 import numpy as np
 
+from seqkit import store
 from seqkit.structure import TreeDef, flatten
 
 
@@ -24,17 +27,9 @@ def leaf_names(struct: Any, prefix: str) -> list[str]:
 
 
 def open_npy(path: str | os.PathLike, name: str) -> np.ndarray:
-    """Open a `.npy` file memory-mapped, with errors that name the argument and the file."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{name}: no such .npy file: {path!r}")
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        # numpy reports a short file as "mmap length is greater than file size" or a bad header.
-        raise ValueError(f"{name}: {path!r} is not a complete .npy file (truncated or corrupt): {exc}") from None
-    except OSError as exc:
-        raise OSError(f"{name}: cannot read .npy file {path!r}: {exc}") from None
+    """Open a `.npy` file memory-mapped (`~` expanded), checked against its size and, in a folder with
+    a seqkit manifest, against the manifest; errors name the argument and the file."""
+    return store.open_npy(path, name)
 
 
 def as_array(leaf: Any, name: str) -> np.ndarray:
@@ -58,6 +53,7 @@ def as_array(leaf: Any, name: str) -> np.ndarray:
 
 
 def load_structure(struct: Any, name: str) -> tuple[list[np.ndarray], TreeDef]:
+    check_not_rows(struct, name)
     leaves, treedef = flatten(struct)
     names = leaf_names(struct, name)
     return [as_array(leaf, leaf_name) for leaf, leaf_name in zip(leaves, names)], treedef
@@ -78,3 +74,65 @@ def check_batch_size(batch_size: Any) -> int:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     return int(batch_size)
 
+
+def check_not_rows(struct: Any, name: str) -> None:
+    """Refuse Python lists that look like lists of samples. A list is read as several inputs (a
+    multi-input model), so a list of N rows of length N would silently become N inputs of N samples."""
+    if isinstance(struct, dict):
+        for key, value in struct.items():
+            check_not_rows(value, f"{name}[{key!r}]")
+        return
+    if not isinstance(struct, (list, tuple)):
+        return
+    if isinstance(struct, list) and struct:
+        if all(isinstance(item, (numbers.Number, np.generic)) for item in struct):
+            raise TypeError(
+                f"{name} is a Python list of {len(struct)} numbers; pass np.asarray({name}) for one array of samples"
+            )
+        if all(isinstance(item, list) for item in struct):
+            raise TypeError(
+                f"{name} is a Python list of lists; seqkit reads a list as several inputs, not as rows. Pass "
+                f"np.asarray({name}) if they are samples, or a tuple of arrays for several inputs"
+            )
+        if all(isinstance(item, np.ndarray) for item in struct):
+            shapes = {item.shape for item in struct}
+            if len(shapes) == 1:
+                shape = next(iter(shapes))
+                if shape and shape[0] == len(struct):
+                    raise ValueError(
+                        f"{name} is a list of {len(struct)} arrays of shape {shape}: seqkit cannot tell {len(struct)} "
+                        f"inputs of {shape[0]} samples each (a multi-input model) from {len(struct)} samples. Pass "
+                        f"np.stack({name}) if they are samples, or a tuple or dict of arrays for several inputs"
+                    )
+    for i, item in enumerate(struct):
+        check_not_rows(item, f"{name}[{i}]")
+
+
+def check_count(value: Any, name: str, *, minimum: int = 1) -> int:
+    """An integer argument (processes, workers, chunk_size...) of at least `minimum`; errors name it.
+
+    Floats are refused rather than rounded, and so are bools (True is not a count).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {'a positive integer' if minimum == 1 else f'at least {minimum}'}, got {value}")
+    return int(value)
+
+
+def check_processes(processes: Any, fn: Callable | None, fn_name: str, caller: str) -> int:
+    """`processes` (None means 1) checked up front; with more than one, `fn` must be picklable, since
+    it is sent to worker processes: a lambda fails here, with the fix, rather than inside the pool."""
+    if processes is None:
+        return 1
+    processes = check_count(processes, "processes")
+    if processes > 1 and fn is not None:
+        try:
+            pickle.dumps(fn)
+        except Exception as exc:
+            raise TypeError(
+                f"{caller}(processes={processes}) sends {fn_name} to worker processes, but {fn_name} cannot be "
+                f"pickled ({exc}). Define it at module level (not a lambda or a function inside a function), "
+                "or use processes=None"
+            ) from None
+    return processes

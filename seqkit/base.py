@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 import mmap
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 
-from seqkit.arrays import check_batch_size, common_length, leaf_names, load_structure
+from seqkit.arrays import check_batch_size, check_count, common_length, leaf_names, load_structure
 from seqkit.seeding import epoch_rng, resolve_seed
 from seqkit.structure import TreeDef, unflatten
 
@@ -46,6 +45,18 @@ def mapped_file(leaf: np.ndarray) -> MappedFile | None:
     return MappedFile(leaf.filename, leaf.dtype, leaf.shape, leaf.offset, order)
 
 
+def check_keras_arguments(kwargs: dict) -> dict:
+    """The PyDataset arguments, checked now: Keras stores them as given and fails (or ignores them)
+    only inside `fit`. `workers` may be 0 (Keras then runs in the main thread, as with 1)."""
+    if "workers" in kwargs:
+        check_count(kwargs["workers"], "workers", minimum=0)
+    if "max_queue_size" in kwargs:
+        check_count(kwargs["max_queue_size"], "max_queue_size")
+    if "use_multiprocessing" in kwargs and not isinstance(kwargs["use_multiprocessing"], (bool, np.bool_)):
+        raise TypeError(f"use_multiprocessing must be True or False, got {kwargs['use_multiprocessing']!r}")
+    return kwargs
+
+
 class BatchSequence(keras.utils.PyDataset):
     """A PyDataset over arrays (or nests of them) that all have the same number of rows.
 
@@ -64,7 +75,7 @@ class BatchSequence(keras.utils.PyDataset):
         drop_remainder: bool = False,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(**check_keras_arguments(kwargs))
         self.batch_size = check_batch_size(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_remainder = bool(drop_remainder)

@@ -11,10 +11,22 @@ from seqkit.commands import COMMANDS
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqkit", description="seqkit runtime tools")
+    parser.add_argument("--version", action="version", version=f"seqkit {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"seqkit.commands.{name}").add_parser(commands)
     return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("seqkit")
+    except Exception:  # running from a checkout that is not installed
+        from seqkit import __version__
+
+        return __version__
 
 
 def main(argv: list[str] | None = None) -> int:

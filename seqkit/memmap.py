@@ -18,6 +18,8 @@ class MemmapSequence(BatchSequence):
     `shuffle=True` draws a new per-sample order each epoch from `(seed, epoch)`; the rows of a batch are
     read in ascending file order. `**kwargs` (workers, use_multiprocessing, max_queue_size) go to Keras;
     in worker processes started by spawn or forkserver the files are mapped again, not copied.
+    A path is checked when opened: its header against its size, and, in a folder with a seqkit
+    manifest (a pack), against the manifest; a damaged or unfinished pack is refused (seqkit.store).
     """
 
     def _take(self, array: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:

@@ -17,6 +17,9 @@ How to use it
   * a dataset: any object with `__getitem__(index)` and `__len__` (a Keras PyDataset/Sequence, or a
     plain class). It is pickled to the workers, so its class must live in an importable module; a
     module that imports only numpy keeps worker start-up fast (a worker never imports Keras itself).
+    Its large arrays (1 MiB and up) are not pickled: a memory-mapped one is mapped again from its file,
+    any other is copied once into shared memory that every worker maps copy-on-write (seqkit.sharing),
+    so neither the workers' start-up time nor their memory grows with the data.
     As with any "spawn"/"forkserver" process, each worker imports the main script once: keep the
     training code under `if __name__ == "__main__":`.
   * `(fn, length)`: a module-level function `index -> batch` and the number of batches;
@@ -31,23 +34,32 @@ depend on the number of workers, the start method, or which worker ran which bat
 
 Epoch hooks: `on_epoch_end`/`on_epoch_begin` of the wrapped dataset run in the parent, where its state
 lives. Afterwards the entries of its state (`__getstate__()`, by default its `__dict__`) that they
-changed are pickled to every worker before any batch of the new epoch is computed, and applied there
-through `__setstate__` (by default `__dict__.update`). "Changed" is found by comparing a hash of each
-entry with the previous one (read-only arrays by identity). Hashing a large writable array costs about
-a second per GB per epoch: a dataset can list the entries its hooks touch in
-`seqkit_epoch_state = ("order", "epoch")`, and only those are compared and sent.
+changed are sent to every worker (large arrays shared as above) before any batch of the new epoch is
+computed, and applied there through `__setstate__` (by default `__dict__.update`). "Changed" is found
+by comparing a hash of each entry with the previous one (read-only arrays by identity). Hashing a large
+writable array costs about a second per GB per epoch: a dataset can list the entries its hooks touch
+in `seqkit_epoch_state = ("order", "epoch")`, and only those are compared and sent.
 
 Order and prefetching: batches are returned for exactly the index asked. When the indices come in
 sequence (0, 1, 2, ... as `model.fit(..., shuffle=False)` asks), up to `prefetch` batches are computed
 ahead, past the end of the epoch into the next one when the dataset has no epoch hooks; any other
-access works but waits for its batch. `model.fit` shuffles batch order by default,
-which defeats prefetching: shuffle samples in the dataset and pass `shuffle=False`.
+access works but waits for its batch. `model.fit` shuffles batch order by default (Keras' PyDataset
+adapter draws a new permutation of the batch indices from Python's `random` at the start of every
+epoch, which nothing outside Keras can know in advance), and that defeats prefetching: shuffle samples
+in the dataset (its `on_epoch_end` runs here, and what it changes reaches the workers) and pass
+`shuffle=False`. `stats` counts the batches served and how many of them were computed ahead.
 
 Faults: an exception in a worker is raised when its batch is requested, as `WorkerError` carrying the
 worker's traceback and the batch index (chained to the original exception); a worker that dies is
-detected through its process sentinel within a fraction of a second. Either way all workers are stopped
-and every shared-memory segment is unlinked; the next call starts a fresh pool. The same happens after
-a KeyboardInterrupt, on `close()`, when the object is garbage collected and at interpreter exit.
+detected through its process sentinel within a fraction of a second. A batch that takes longer than
+`timeout` seconds (loading the dataset in a worker counts too) makes the worker dump its Python stack and
+exit; the `WorkerError` then names the batch and carries that stack, showing where it hung. Either way
+all workers are stopped and every shared-memory segment is unlinked; the next call starts a fresh pool.
+The same happens after a KeyboardInterrupt, on `close()`, when the object is garbage collected and at
+interpreter exit. If this process is killed outright (SIGKILL, the out-of-memory killer), its workers
+notice and exit, even in the middle of a batch, and with them the fork server and the resource tracker
+(seqkit.lifeline); segments left by a killed process group are removed by the next pool that starts
+(seqkit.shm.sweep_dead_owners).
 """
 
 from __future__ import annotations
@@ -57,44 +69,44 @@ import inspect
 import multiprocessing
 import os
 import pickle
-import secrets
 import signal
 import sys
 import threading
+import time
 import warnings
 import weakref
+from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing import connection
 
 import numpy as np
 from keras.utils import PyDataset
 
+from seqkit import sharing
 from seqkit import worker as _worker
+from seqkit.lifeline import WorkerError, check_timeout, start_workers, stop_workers
+from seqkit.pool import FORKSERVER_PRELOAD
 from seqkit.seeding import resolve_seed
-from seqkit.shm import SlotRing, view
+from seqkit.shm import SlotRing, new_prefix, sweep_dead_owners, view
 from seqkit.structure import TreeDef, unflatten
 from seqkit.worker import check_batch, compute_batch, current_rng
 
-__all__ = ["MultiprocessSequence", "WorkerError", "current_rng"]
+__all__ = ["MultiprocessSequence", "WorkerError", "current_rng", "DEFAULT_TIMEOUT"]
 
+# Seconds one batch may take in a worker before it counts as hung. Far above any sane batch (they take
+# milliseconds to a few seconds) and above a dataset module's first import in a worker (seconds, or tens
+# of seconds for one that imports TensorFlow on a loaded machine), yet a hang surfaces in minutes.
+DEFAULT_TIMEOUT = 120.0
 # How long one wait for worker messages lasts before liveness is checked again. Deaths are normally
 # seen at once through the process sentinels; this only bounds the time in the unlikely other cases.
 _POLL_SECONDS = 0.5
-_STOP_GRACE_SECONDS = 2.0
+# A worker past its deadline stops itself (seqkit.lifeline); if it has not within this many more
+# seconds (stopped in a debugger, stuck in the kernel), the parent asks for its stack and kills it.
+_BACKSTOP_GRACE_SECONDS = 5.0
 _RANDOM_ACCESS_WARN_AFTER = 8
 # Leaves smaller than this are copied out of their slot rather than lent: a copy is cheap, and a small
 # array kept by the caller (labels collected for metrics) must not pin a slot holding a large batch.
 _LEND_MIN_BYTES = 1 << 16
-
-
-class WorkerError(RuntimeError):
-    """A batch could not be produced by a worker: it raised, or the worker process died."""
-
-    def __init__(self, message: str, *, index=None, epoch=None, worker_traceback: str = ""):
-        super().__init__(message)
-        self.index = index
-        self.epoch = epoch
-        self.worker_traceback = worker_traceback
 
 
 @dataclass
@@ -108,44 +120,66 @@ class _Task:
     result: tuple | None = None  # ("done", treedef, specs) or ("error", WorkerError, original or None)
 
 
+class _Share:
+    """The segments one init/state message shares; unlinked once every worker has mapped them."""
+
+    def __init__(self, shared: sharing.SharedArrays, readers: int):
+        self.shared = shared
+        self.readers = readers
+
+    def mapped_by_one(self) -> None:
+        self.readers -= 1
+        if self.readers <= 0:
+            self.shared.unlink()
+
+
+@dataclass
+class _Control:
+    """An init or state message in a worker's queue, answered by "ready"."""
+
+    kind: str
+    share: _Share
+
+
 @dataclass
 class _Pool:
     """Worker processes, their pipes, the slot ring and the tasks in flight. Holds no reference to the
     sequence, so it can be shut down by a finalizer after the sequence is gone."""
 
-    processes: list
-    conns: list
+    workers: list  # WorkerProcess
+    lifeline: object  # write end of the lifeline pipe (seqkit.lifeline)
     ring: SlotRing
     tasks: dict = field(default_factory=dict)  # task_id -> _Task
     wanted: dict = field(default_factory=dict)  # (epoch, index) -> _Task
-    outstanding: list = field(default_factory=list)  # per worker, FIFO of task ids
+    outstanding: list = field(default_factory=list)  # per worker, FIFO of task ids and _Control
+    last_heard: list = field(default_factory=list)  # per worker, monotonic time its current job began
+    shares: list = field(default_factory=list)  # SharedArrays of messages not yet mapped by every worker
+    share_count: int = 0
     next_id: int = 0
     closed: bool = False
+
+    @property
+    def processes(self) -> list:
+        return [worker.process for worker in self.workers]
+
+    @property
+    def conns(self) -> list:
+        return [worker.conn for worker in self.workers]
+
+    def new_shared(self) -> sharing.SharedArrays:
+        """Segments for one more init/state message (those of earlier ones are gone once mapped)."""
+        self.share_count += 1
+        shared = sharing.SharedArrays(f"{self.ring.prefix}_s{self.share_count}")
+        self.shares = [earlier for earlier in self.shares if earlier.names] + [shared]
+        return shared
 
     def shutdown(self, graceful: bool = True) -> None:
         if self.closed:
             return
         self.closed = True
-        for conn in self.conns:
-            try:
-                conn.send(("stop",))
-            except (OSError, ValueError):
-                pass
-        if graceful:
-            for process in self.processes:
-                process.join(_STOP_GRACE_SECONDS)
-        for process in self.processes:
-            if process.is_alive():
-                process.terminate()
-        for process in self.processes:
-            process.join(_STOP_GRACE_SECONDS)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        for conn in self.conns:
-            conn.close()
-        for process in self.processes:
-            process.close()
+        stop_workers(self.workers, self.lifeline, graceful)
+        for shared in self.shares:
+            shared.unlink()
         # Workers are gone, so nothing can create a segment any more: unlink them all.
         self.ring.destroy()
 
@@ -288,9 +322,12 @@ class MultiprocessSequence(PyDataset):
         seed: seed of the per-batch generators; None draws one for the lifetime of the object.
         start_method: "forkserver" (default on Linux), "spawn", or "fork" if you know the parent has
             no threads.
+        timeout: seconds one batch may take in a worker (loading the dataset there counts as one
+            batch); past it the worker's stack is captured, every worker is stopped and `WorkerError`
+            names the batch, with that stack. Default `DEFAULT_TIMEOUT` (120 s); None never times out.
     """
 
-    def __init__(self, dataset_or_fn, *, workers=None, prefetch=None, seed=None, start_method=None):
+    def __init__(self, dataset_or_fn, *, workers=None, prefetch=None, seed=None, start_method=None, timeout=DEFAULT_TIMEOUT):
         # Keras must not add its own pool on top of ours.
         super().__init__(workers=1, use_multiprocessing=False)
         self._target, self._call_mode, self._fixed_length = _resolve_target(dataset_or_fn)
@@ -311,6 +348,7 @@ class MultiprocessSequence(PyDataset):
                 f"start_method must be one of {multiprocessing.get_all_start_methods()}, got {start_method!r}"
             )
         self._start_method = start_method
+        self._timeout = check_timeout(timeout)
         self._seed = resolve_seed(seed)
         self._epoch = 0
         self._lock = threading.RLock()
@@ -321,6 +359,7 @@ class MultiprocessSequence(PyDataset):
         self._last_index: int | None = None
         self._random_accesses = 0
         self._warned_random = False
+        self._stats = {"batches": 0, "prefetched": 0, "out_of_order": 0}
         self._has_hooks = self._hooks_need_sync()
 
     # ---- the PyDataset interface -------------------------------------------------------------------
@@ -337,6 +376,16 @@ class MultiprocessSequence(PyDataset):
     @property
     def epoch(self) -> int:
         return self._epoch
+
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
+
+    @property
+    def stats(self) -> dict:
+        """Batches served by workers, how many of them had been computed (or started) ahead of the
+        request, and how many were requested out of order (see the module doc on `shuffle`)."""
+        return dict(self._stats)
 
     @property
     def worker_pids(self) -> list[int]:
@@ -407,36 +456,37 @@ class MultiprocessSequence(PyDataset):
         return self._pool
 
     def _start_pool(self) -> _Pool:
+        # Segments of seqkit processes killed with their whole process group: nobody else removes them.
+        sweep_dead_owners()
+        prefix = new_prefix()
+        shared = sharing.SharedArrays(f"{prefix}_s0")
         try:
-            payload = pickle.dumps(self._target, protocol=pickle.HIGHEST_PROTOCOL)
+            payload = sharing.dumps(self._target, shared)
         except Exception as exc:
+            shared.unlink()
             raise TypeError(
                 "dataset_or_fn must be picklable to be sent to worker processes (define it at the top "
                 f"level of a module, not as a lambda or local class): {exc}"
             ) from exc
         context = multiprocessing.get_context(self._start_method)
         if self._start_method == "forkserver":
-            context.set_forkserver_preload(["seqkit.worker"])
-        prefix = f"seqkit_{os.getpid()}_{secrets.token_hex(4)}"
-        pool = _Pool(processes=[], conns=[], ring=SlotRing(self._prefetch, prefix))
+            context.set_forkserver_preload(FORKSERVER_PRELOAD)
+        ring = SlotRing(self._prefetch, prefix)
+        try:
+            workers, lifeline = start_workers(
+                context, _worker.main, self._num_workers, (prefix,), name="seqkit-worker", timeout=self._timeout
+            )
+        except BaseException:
+            shared.unlink()
+            ring.destroy()
+            raise
+        pool = _Pool(workers=workers, lifeline=lifeline, ring=ring, shares=[shared])
+        pool.outstanding = [deque() for _ in workers]
+        pool.last_heard = [0.0] * len(workers)
         self._finalizer = weakref.finalize(self, pool.shutdown, False)
         try:
-            for number in range(self._num_workers):
-                parent_end, child_end = context.Pipe(duplex=True)
-                process = context.Process(
-                    target=_worker.main,
-                    args=(child_end, prefix),
-                    name=f"seqkit-worker-{number}",
-                    daemon=True,
-                )
-                process.start()
-                child_end.close()
-                pool.processes.append(process)
-                pool.conns.append(parent_end)
-                pool.outstanding.append([])
-            # Sent once all have started, so that reading a large dataset does not delay the next start.
-            for conn in pool.conns:
-                conn.send(("init", payload, self._call_mode, self._seed))
+            # Sent once all have started, so that reading a dataset does not delay the next start.
+            self._broadcast_control(pool, "init", (payload, self._call_mode, self._seed), shared)
         except BaseException:
             pool.shutdown(graceful=False)
             raise
@@ -469,6 +519,8 @@ class MultiprocessSequence(PyDataset):
         if not sequential:
             self._note_random_access()
         key = (self._epoch, index)
+        self._stats["batches"] += 1
+        self._stats["prefetched"] += key in pool.wanted
         if key not in pool.wanted:
             if not sequential:
                 self._drop_wanted(pool, keep=lambda task: False)
@@ -532,10 +584,10 @@ class MultiprocessSequence(PyDataset):
         task = _Task(pool.next_id, self._epoch if epoch is None else epoch, index, slot, worker)
         pool.next_id += 1
         name, size = pool.ring.describe(slot)
-        self._send(pool, worker, ("task", task.task_id, task.epoch, index, slot, name, size))
         pool.tasks[task.task_id] = task
         pool.wanted[(task.epoch, index)] = task
-        pool.outstanding[worker].append(task.task_id)
+        self._queue(pool, worker, task.task_id)
+        self._send(pool, worker, ("task", task.task_id, task.epoch, index, slot, name, size))
         return True
 
     def _unwant(self, pool: _Pool, task: _Task) -> None:
@@ -561,6 +613,7 @@ class MultiprocessSequence(PyDataset):
             self._drop_wanted(self._pool, keep=lambda task: keep_current_epoch and task.epoch == epoch)
 
     def _note_random_access(self) -> None:
+        self._stats["out_of_order"] += 1
         self._random_accesses += 1
         if self._random_accesses == _RANDOM_ACCESS_WARN_AFTER and not self._warned_random:
             self._warned_random = True
@@ -580,6 +633,21 @@ class MultiprocessSequence(PyDataset):
         except (BrokenPipeError, ConnectionResetError):
             self._worker_died(pool, worker)
 
+    def _queue(self, pool: _Pool, worker: int, job) -> None:
+        """Note a job sent to `worker`; its clock starts now if the worker was idle, else when the
+        job before it is answered (jobs are served in order)."""
+        if not pool.outstanding[worker]:
+            pool.last_heard[worker] = time.monotonic()
+        pool.outstanding[worker].append(job)
+
+    def _broadcast_control(self, pool: _Pool, kind: str, body: tuple, shared: sharing.SharedArrays) -> None:
+        """Send an init or state message to every worker; its shared arrays are unlinked once all of
+        them have answered "ready" (they have mapped the arrays by then)."""
+        share = _Share(shared, len(pool.workers))
+        for worker in range(len(pool.workers)):
+            self._queue(pool, worker, _Control(kind, share))
+            self._send(pool, worker, (kind, *body))
+
     def _broadcast(self, pool: _Pool, message) -> None:
         for worker in range(len(pool.conns)):
             self._send(pool, worker, message)
@@ -593,27 +661,45 @@ class MultiprocessSequence(PyDataset):
             if item in sentinels:
                 dead.append(sentinels[item])
                 continue
+            worker = pool.conns.index(item)
             try:
                 message = item.recv()
             except (EOFError, OSError):
-                dead.append(pool.conns.index(item))
+                dead.append(worker)
                 continue
-            self._receive(pool, pool.conns.index(item), message)
+            self._receive(pool, worker, message)
         if not ready:
             dead = [n for n, process in enumerate(pool.processes) if not process.is_alive()]
         if dead:
             self._worker_died(pool, dead[0])
+        self._check_overdue(pool)
+
+    def _check_overdue(self, pool: _Pool) -> None:
+        """The parent's own deadline, for a worker that did not stop itself at its timeout."""
+        if self._timeout is None:
+            return
+        now = time.monotonic()
+        for worker, jobs in enumerate(pool.outstanding):
+            if jobs and now - pool.last_heard[worker] > self._timeout + _BACKSTOP_GRACE_SECONDS:
+                stack = pool.workers[worker].request_stacks()
+                self._raise_timeout(pool, worker, stack or "(the worker did not answer a request for its stack)")
 
     def _receive(self, pool: _Pool, worker: int, message) -> None:
         kind, task_id = message[0], message[1]
-        if task_id is None:  # the worker could not even load the dataset
+        job = pool.outstanding[worker].popleft()
+        # The next job in this worker's queue starts now.
+        pool.last_heard[worker] = time.monotonic()
+        if kind == "ready":
+            job.share.mapped_by_one()
+            return
+        if kind == "error" and task_id is None:  # the worker could not load the dataset or the state
+            doing = "start" if job.kind == "init" else "apply the state changed by an epoch hook"
             error = WorkerError(
-                f"worker {worker} failed to start: {message[3]}\n\nWorker traceback:\n{message[4]}",
+                f"worker {worker} failed to {doing}: {message[3]}\n\nWorker traceback:\n{message[4]}",
                 worker_traceback=message[4],
             )
             self._stop_pool(graceful=False)
             raise error
-        pool.outstanding[worker].remove(task_id)
         task = pool.tasks[task_id]
         if kind == "done":
             _, _, treedef, specs, name = message
@@ -639,28 +725,54 @@ class MultiprocessSequence(PyDataset):
             pool.ring.release(task.slot)
             pool.tasks.pop(task_id, None)
 
+    def _current_job(self, pool: _Pool, worker: int):
+        """What `worker` is busy with: the oldest job it has not answered (a _Task or _Control)."""
+        jobs = pool.outstanding[worker]
+        if not jobs:
+            return None
+        job = jobs[0]
+        return pool.tasks.get(job) if isinstance(job, int) else job
+
     def _worker_died(self, pool: _Pool, worker: int) -> None:
         process = pool.processes[worker]
         process.join(_POLL_SECONDS)
+        if pool.workers[worker].timed_out():
+            self._raise_timeout(pool, worker, pool.workers[worker].read_stacks())
         code = process.exitcode
-        if code is not None and code < 0:
-            try:
-                how = f"signal {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"signal {-code}"
+        how = pool.workers[worker].exit_description()
+        job = self._current_job(pool, worker)
+        if isinstance(job, _Task):
+            doing, index = f"while computing batch {job.index} (epoch {job.epoch})", job.index
+        elif isinstance(job, _Control):
+            doing, index = ("while loading the dataset" if job.kind == "init" else "while applying epoch state"), None
         else:
-            how = f"exit code {code}"
-        # A worker serves its tasks in order, so the oldest outstanding one is what it was doing.
-        task = pool.tasks.get(pool.outstanding[worker][0]) if pool.outstanding[worker] else None
-        doing = "while idle" if task is None else f"while computing batch {task.index} (epoch {task.epoch})"
+            doing, index = "while idle", None
         hint = " (SIGKILL usually means the out-of-memory killer)" if code == -signal.SIGKILL else ""
-        index = None if task is None else task.index
         pid = process.pid
         self._stop_pool(graceful=False)
         raise WorkerError(
             f"worker {worker} (pid {pid}) died with {how}{hint} {doing}; all workers were stopped "
             "and the next call starts new ones",
             index=index,
+        )
+
+    def _raise_timeout(self, pool: _Pool, worker: int, stack: str) -> None:
+        job = self._current_job(pool, worker)
+        pid = pool.processes[worker].pid
+        if isinstance(job, _Task):
+            what, index, epoch = f"batch {job.index} (epoch {job.epoch})", job.index, job.epoch
+        elif isinstance(job, _Control) and job.kind == "init":
+            what, index, epoch = "loading the dataset", None, None
+        else:
+            what, index, epoch = "applying the epoch state", None, None
+        self._stop_pool(graceful=False)
+        raise WorkerError(
+            f"{what} took longer than timeout={self._timeout:g}s in worker {worker} (pid {pid}); all "
+            "workers were stopped and the next call starts new ones. Where the worker was stuck:\n"
+            f"{stack or '(no stack was written)'}",
+            index=index,
+            epoch=epoch,
+            worker_traceback=stack,
         )
 
     def _hand_out(self, pool: _Pool, task: _Task, specs) -> list:
@@ -731,16 +843,17 @@ class MultiprocessSequence(PyDataset):
         after = self._state_fingerprints()
         self._fingerprints = after
         if before is None or after is None:
-            payload = pickle.dumps(self._target, protocol=pickle.HIGHEST_PROTOCOL)
-            message = ("init", payload, self._call_mode, self._seed)
+            shared = pool.new_shared()
+            kind, body = "init", (sharing.dumps(self._target, shared), self._call_mode, self._seed)
         else:
             state = _state_dict(self._target)
             changed = {name: state[name] for name, digest in after.items() if before.get(name) != digest}
             deleted = [name for name in before if name not in after]
             if not changed and not deleted:
                 return
-            message = ("state", pickle.dumps(changed, protocol=pickle.HIGHEST_PROTOCOL), deleted)
-        self._broadcast(pool, message)
+            shared = pool.new_shared()
+            kind, body = "state", (sharing.dumps(changed, shared), deleted)
+        self._broadcast_control(pool, kind, body, shared)
 
 
 def _describe(treedef: TreeDef, signature: list) -> str:

@@ -2,7 +2,8 @@
 
 Naive generators redo the same scaling, normalising or one-hot encoding in every `__getitem__` of every
 epoch. Done once over large chunks it is vectorised, can use several processes, and with `cache_dir`
-survives across runs as a memory-mapped `.npy` keyed by a fingerprint of the data and the function.
+survives across runs as a memory-mapped dataset (seqkit.store: `.npy` files plus a manifest with
+checksums) keyed by a fingerprint of the data and of everything the function reaches.
 
 This module does not import Keras (worker processes import it); `PreprocessedSequence` lives in
 `seqkit.preprocessed` and is re-exported here on first use.
@@ -13,10 +14,8 @@ from __future__ import annotations
 import mmap
 import multiprocessing
 import os
-import pickle
 import re
-import shutil
-import tempfile
+import warnings
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -24,18 +23,23 @@ from typing import Any, Callable
 
 import numpy as np
 
-from seqkit.arrays import common_length, leaf_names, load_structure
-from seqkit.fingerprint import array_digest, function_digest
+from seqkit import store
+from seqkit.arrays import check_count, check_processes, common_length, leaf_names, load_structure
+from seqkit.fingerprint import FingerprintError, array_digest, function_digest
 from seqkit.progress import LazyProgress
 from seqkit.structure import TreeDef, flatten, unflatten
 
 CHUNK_BYTES = 4 << 20  # input bytes per chunk: big enough to vectorise, small enough that the allocator reuses its buffers
 _PROBE_ROWS = 16
-_CACHE_FORMAT = "1"  # bump when the cache layout changes
+_CACHE_FORMAT = "2"  # bump when the cache layout or the fingerprint changes: 2 = seqkit.store datasets
 
 
 class PreprocessError(RuntimeError):
     """The preprocessing function failed on part of the data (the chunk's rows are in the message)."""
+
+
+class CacheWarning(UserWarning):
+    """A cache was found damaged (the message says which file and how) and is being rebuilt."""
 
 
 def __getattr__(name: str):
@@ -59,6 +63,7 @@ def preprocess_once(
     chunk_size: int | None = None,
     processes: int | None = None,
     verify: bool = True,
+    verify_cache: bool = False,
 ) -> Any:
     """Apply the row-wise function `fn` to all of `x` (an array, `.npy` path, memmap, or a dict/tuple of
     them) chunk by chunk and return the result (same structure as `fn`'s output).
@@ -66,9 +71,14 @@ def preprocess_once(
     `fn` receives read-only chunks of `x` and must return one output row per input row. `verify` checks
     on a small probe that a row's output does not depend on the other rows of its batch (batch
     statistics, randomness), because computing such a function once would change the results. With
-    `cache_dir` the result is written there as `.npy` and reused, memory-mapped, by later calls with the
-    same data and the same function; `processes` > 1 runs chunks in a process pool (then `fn` must be
-    picklable: a module-level function or a functools.partial of one).
+    `cache_dir` (`~` is expanded) the result is written there as a seqkit dataset and reused,
+    memory-mapped, by later calls with the same data and the same function: a fingerprint of the data
+    and of everything `fn` reaches (code, closure values, globals, project modules' attributes, class
+    attributes, for a bound method the attributes of `self` it reads). What cannot be fingerprinted is
+    refused with FingerprintError. A damaged cache (file sizes and headers are checked on every reuse;
+    every checksum too with `verify_cache=True`) is rebuilt with a CacheWarning. `processes` > 1 runs
+    chunks in a process pool (then `fn` must be picklable: a module-level function or a
+    functools.partial of one).
     """
     if not callable(fn):
         raise TypeError(f"preprocess_once: fn must be callable, got {fn!r}")
@@ -77,20 +87,29 @@ def preprocess_once(
     n = common_length(list(zip(leaf_names(x, "x"), leaves)), "all arrays of x")
     views = [np.asarray(leaf) for leaf in leaves]
     rows = _chunk_rows(chunk_size, views, n)
-    processes = _check_processes(processes, fn, name)
+    processes = check_processes(processes, fn, repr(name), "preprocess_once")
     if cache_dir is None:
         if verify:
             check_rowwise(fn, views, treedef, n)
         return _build(fn, name, views, treedef, n, rows, processes, sink=_MemorySink(n))
-    cache_dir = Path(cache_dir)
+    cache_dir = store.expand(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"{_safe(name)}-{cache_key(fn, views, treedef)[:32]}"
-    cached = _load_cache(path)
+    store.sweep(cache_dir)  # temps of builds killed before they could clean up
+    try:
+        key = cache_key(fn, views, treedef)
+    except FingerprintError as exc:
+        raise FingerprintError(
+            f"preprocess_once(cache_dir={os.fspath(cache_dir)!r}): {exc}. A cache keyed without it could be reused "
+            "after it changes, so nothing is cached. Pass cache_dir=None, or make the function reach only "
+            "plain values, arrays, functions and objects with attributes"
+        ) from None
+    path = cache_dir / f"{_safe(name)}-{key[:32]}"
+    cached = _load_cache(path, key, verify_cache)
     if cached is not None:
         return cached  # same data, same function: it passed the row-wise check when it was built
     if verify:
         check_rowwise(fn, views, treedef, n)
-    return _build(fn, name, views, treedef, n, rows, processes, sink=_FileSink(path, n))
+    return _build(fn, name, views, treedef, n, rows, processes, sink=_StoreSink(path, n, key))
 
 
 def cache_key(fn: Callable, views: list[np.ndarray], treedef: TreeDef) -> str:
@@ -104,28 +123,9 @@ def _safe(name: str) -> str:
 
 def _chunk_rows(chunk_size: int | None, views: list[np.ndarray], n: int) -> int:
     if chunk_size is not None:
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of rows, got {chunk_size!r}")
-        return int(chunk_size)
+        return check_count(chunk_size, "chunk_size")
     row_bytes = sum(v.itemsize * int(np.prod(v.shape[1:], dtype=np.int64)) for v in views) or 1
     return max(1, min(n, CHUNK_BYTES // row_bytes))
-
-
-def _check_processes(processes: int | None, fn: Callable, name: str) -> int:
-    if processes is None:
-        return 1
-    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
-        raise ValueError(f"processes must be a positive integer or None, got {processes!r}")
-    if processes > 1:
-        try:
-            pickle.dumps(fn)
-        except Exception as exc:
-            raise TypeError(
-                f"preprocess_once(processes={processes}) sends fn to worker processes, but {name!r} cannot be "
-                f"pickled ({exc}). Define it at module level (not a lambda or a function inside a function), "
-                "or use processes=None"
-            ) from None
-    return int(processes)
 
 
 def _chunk(views: list[np.ndarray], treedef: TreeDef, start: int, stop: int) -> Any:
@@ -346,58 +346,43 @@ def _write_all(fd: int, array: np.ndarray) -> None:
         view = view[os.write(fd, view):]
 
 
-class _FileSink(_Sink):
-    """Streams chunks into the cache with plain sequential writes (no page faults of a writable map),
-    under temp names renamed into place at the end: several outputs go to a temp folder renamed whole."""
+class _StoreSink(_Sink):
+    """Streams chunks into a cache dataset (seqkit.store) with plain sequential writes, checksummed on
+    the way; the dataset becomes visible only when the manifest is committed. Leaves are arrays "0",
+    "1", ... and the output structure is in the manifest."""
 
-    def __init__(self, path: Path, n: int):
+    def __init__(self, path: Path, n: int, key: str):
         super().__init__(n)
         self.path = path
-        self.tmp: Path | None = None
-        self.writers: list = []
+        self.key = key
+        self.writer: store.DatasetWriter | None = None
 
     def _start(self, leaves: list[np.ndarray]) -> None:
-        from seqkit.pack import NpyWriter
-
-        if self.treedef.kind == "leaf":
-            self.writers = [NpyWriter(self.path.with_suffix(".npy"), durable=False)]
-        else:
-            self.tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"))
-            self.writers = [NpyWriter(self.tmp / f"{i}.npy", durable=False) for i in range(len(leaves))]
+        self.writer = store.DatasetWriter(self.path, fingerprint=self.key, structure=self.treedef, meta={"kind": "preprocess cache"})
+        for i in range(len(leaves)):
+            self.writer.array(str(i))
 
     def _append(self, start: int, stop: int, leaves: list[np.ndarray]) -> None:
-        for writer, leaf in zip(self.writers, leaves):
-            writer.append(leaf)
+        for i, leaf in enumerate(leaves):
+            self.writer.append(str(i), leaf)
 
     def finish(self) -> Any:
-        for writer in self.writers:
-            writer.commit()
-        if self.tmp is not None:
-            (self.tmp / "structure.pickle").write_bytes(pickle.dumps(self.treedef))
-            os.replace(self.tmp, self.path.with_suffix(".npys"))  # renaming a folder is atomic too
-            self.tmp = None
-        loaded = _load_cache(self.path)
-        if loaded is None:
-            raise OSError(f"preprocess cache {self.path} vanished right after being written")
-        return loaded
+        dataset = self.writer.commit()
+        self.writer = None
+        return dataset.tree()
 
     def abort(self) -> None:
-        for writer in self.writers:
-            writer.abort()
-        if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
 
 
-def _load_cache(path: Path) -> Any:
-    """The cached result at `path` (.npy, or .npys folder for several outputs), memory-mapped; None if absent."""
-    single, multi = path.with_suffix(".npy"), path.with_suffix(".npys")
+def _load_cache(path: Path, key: str, verify_cache: bool) -> Any:
+    """The cached result at `path`, memory-mapped; None if there is none or it is damaged (warned)."""
     try:
-        if single.exists():
-            return np.load(single, mmap_mode="r")
-        if multi.is_dir():
-            treedef = pickle.loads((multi / "structure.pickle").read_bytes())
-            leaves = [np.load(multi / f"{i}.npy", mmap_mode="r") for i in range(treedef.num_leaves)]
-            return unflatten(treedef, leaves)
-    except (OSError, ValueError, pickle.UnpicklingError):
-        return None  # damaged by something outside seqkit: rebuild rather than fail
-    return None
+        return store.open_dataset(path, fingerprint=key, verify=verify_cache).tree()
+    except FileNotFoundError:
+        return None
+    except (store.StoreError, ValueError, OSError) as exc:
+        warnings.warn(CacheWarning(f"preprocess cache {path} is damaged ({exc}); rebuilding it"), stacklevel=3)
+        return None

@@ -6,15 +6,21 @@ finds its slot too small replaces it with a bigger segment it creates itself, an
 segment when the result arrives. So slots are sized from the first batch and grow only when a batch is
 larger, and in steady state no segment is created or destroyed.
 
-Every segment name starts with the pool's prefix, so whatever a dying worker created but never reported
-can still be found in /dev/shm and removed.
+Every segment name starts with the pool's prefix, `seqkit_<owner pid>_<host tag><random>` (see
+`new_prefix`), so whatever a dying worker created but never reported can still be found in /dev/shm and
+removed, by the pool at shutdown or, if the whole process group was killed, by the next run
+(`sweep_dead_owners`), which removes the segments of owners that are dead on this host.
 
 This module is imported by workers: numpy and the standard library only.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+import re
+import secrets
 import weakref
 from collections import deque
 from dataclasses import dataclass
@@ -73,7 +79,7 @@ class Segment:
 
     def __init__(self, name: str, size: int = 0, *, create: bool = False):
         if create:
-            _check_room(size)
+            check_room(size)
         self.shm = shared_memory.SharedMemory(name=name, create=create, size=size)
         # The mapping is all we need; an open descriptor per segment would run into the fd limit when
         # many batches are held by the caller.
@@ -109,7 +115,11 @@ class Segment:
             pass
 
 
-def _check_room(size: int) -> None:
+def segment_path(name: str) -> str:
+    return os.path.join(_SHM_DIR, name)
+
+
+def check_room(size: int) -> None:
     # tmpfs accepts a segment larger than its free space and then kills the writer with SIGBUS; say why
     # before that happens (Docker's default /dev/shm is 64 MB).
     try:
@@ -122,6 +132,79 @@ def _check_room(size: int) -> None:
             f"{_SHM_DIR} has {free / 2**20:.0f} MiB free, a batch slot needs {size / 2**20:.0f} MiB: "
             "enlarge it (docker run --shm-size=...) or lower prefetch / the batch size"
         )
+
+
+_NAME = re.compile(r"^seqkit_(?P<pid>\d+)_(?P<tag>[0-9a-f]{6})[0-9a-f]{6}(?:_|$)")
+
+
+@functools.cache
+def host_tag() -> str:
+    """Six hex digits naming this boot and pid namespace. A pid means a process only within both: the
+    sweep leaves alone segments from another namespace that shares /dev/shm (a container with
+    --ipc=host), whose owners it cannot see."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    except OSError:
+        boot = ""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha1(f"{boot}|{namespace}".encode(), usedforsecurity=False).hexdigest()[:6]
+
+
+def new_prefix() -> str:
+    """A fresh segment-name prefix for one pool of this process: `seqkit_<pid>_<host tag><random>`."""
+    return f"seqkit_{os.getpid()}_{host_tag()}{secrets.token_hex(3)}"
+
+
+def owner_alive(pid: int) -> bool:
+    """Is process `pid` alive (a zombie counts as dead: it runs no code and holds no segment)?"""
+    if pid == os.getpid():
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def sweep_dead_owners() -> list[str]:
+    """Unlink the segments left by seqkit processes that died without cleaning up (the whole process
+    group SIGKILLed, so not even the resource tracker survived). Only names of this host tag whose owner
+    pid is dead are touched; returns them."""
+    try:
+        names = os.listdir(_SHM_DIR)
+    except OSError:
+        return []
+    tag = host_tag()
+    owners: dict[int, bool] = {}
+    swept = []
+    for name in names:
+        match = _NAME.match(name)
+        if match is None or match["tag"] != tag:
+            continue
+        pid = int(match["pid"])
+        if pid not in owners:
+            owners[pid] = owner_alive(pid)
+        if owners[pid]:
+            continue
+        try:
+            os.unlink(os.path.join(_SHM_DIR, name))
+        except OSError:
+            continue  # another run swept it first
+        swept.append(name)
+    return swept
 
 
 def remove_leftovers(prefix: str) -> None:

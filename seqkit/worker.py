@@ -11,9 +11,15 @@ Messages from the parent, in order on one pipe per worker:
     ("task", task_id, epoch, index, slot, slot_name, slot_size)
     ("forget", [segment names])                  segments the parent unlinked: unmap them
     ("stop",)
-Replies:
+Replies, in the same order:
+    ("ready", kind)                              after "init" or "state": the worker has mapped the
+                                                 arrays they share (seqkit.sharing)
     ("done", task_id, treedef, leaf_specs, slot_name)
-    ("error", task_id, pickled_exception_or_None, exception_text, traceback_text)
+    ("error", task_id or None, pickled_exception_or_None, exception_text, traceback_text)
+
+Pickled targets and state are made by `seqkit.sharing.dumps`, so large arrays arrive mapped, not copied.
+Each "init", "state" and "task" runs under the worker's deadline, and the worker dies with its owner
+(seqkit.lifeline).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import traceback
 
 import numpy as np
 
+from seqkit import sharing  # noqa: F401  (imported here so the fork server preloads it: pickles refer to it)
+from seqkit.lifeline import Guard
 from seqkit.seeding import batch_rng
 from seqkit.shm import WorkerSlots, layout, view
 from seqkit.structure import flatten
@@ -130,10 +138,11 @@ def _apply_state(target, payload: bytes, deleted: list[str]) -> None:
     target.__setstate__(state)
 
 
-def main(conn, prefix: str) -> None:
+def main(conn, guard: Guard, prefix: str) -> None:
     """The worker loop: serve tasks from `conn` until told to stop or the parent goes away."""
     # Ctrl-C reaches the whole process group; the parent decides what happens, workers keep serving.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    guard.arm()
     slots = WorkerSlots(prefix)
     target = call_mode = seed = None
     try:
@@ -145,22 +154,30 @@ def main(conn, prefix: str) -> None:
             kind = message[0]
             if kind == "stop":
                 return
+            if kind == "forget":  # not answered: a failure to unmap costs only memory
+                try:
+                    slots.forget(message[1])
+                except Exception:
+                    pass
+                continue
             task_id = message[1] if kind == "task" else None
             try:
-                if kind == "init":
-                    _, payload, call_mode, seed = message
-                    target = _load_target(payload)
-                elif kind == "forget":
-                    slots.forget(message[1])
-                elif kind == "state":
-                    _apply_state(target, message[1], message[2])
-                elif kind == "task":
-                    _, task_id, epoch, index, slot, name, size = message
-                    batch = compute_batch(target, call_mode, seed, epoch, index)
-                    leaves, treedef = check_batch(batch, index)
-                    specs, used = write_batch(slots, leaves, slot, name, size, task_id)
-                    del batch, leaves
-                    conn.send(("done", task_id, treedef, specs, used))
+                with guard.deadline():
+                    if kind == "init":
+                        _, payload, call_mode, seed = message
+                        target = _load_target(payload)
+                        reply = ("ready", kind)
+                    elif kind == "state":
+                        _apply_state(target, message[1], message[2])
+                        reply = ("ready", kind)
+                    else:
+                        _, task_id, epoch, index, slot, name, size = message
+                        batch = compute_batch(target, call_mode, seed, epoch, index)
+                        leaves, treedef = check_batch(batch, index)
+                        specs, used = write_batch(slots, leaves, slot, name, size, task_id)
+                        del batch, leaves
+                        reply = ("done", task_id, treedef, specs, used)
+                conn.send(reply)
             except Exception as exc:  # reported to the parent, which raises it with this traceback
                 _report(conn, task_id, exc)
     finally:

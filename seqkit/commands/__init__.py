@@ -4,4 +4,4 @@ The dispatcher (seqkit.cli) imports a command's module only when it runs, so `se
 never pays for what `seqkit profile` imports.
 """
 
-COMMANDS = ("pack",)
+COMMANDS = ("pack", "profile", "verify")

@@ -26,7 +26,7 @@ def test_fit_preprocessed_with_cache_and_validation(tiny_model, tmp_path):
     model = tiny_model((6, 6, 1))
     history = model.fit(train, validation_data=val, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and np.all(np.isfinite(history.history["val_loss"]))
-    assert len(list(tmp_path.glob("*.npy"))) == 2  # train and validation rows differ: two caches
+    assert len(list(tmp_path.glob("*/manifest.json"))) == 2  # train and validation rows differ: two caches
 
 
 def test_fit_memmap_files_multi_input_with_validation(tiny_model, tmp_path):

@@ -167,6 +167,29 @@ class WithHandle:
         self.offset += 10
 
 
+class Augmenting:
+    """What the README's `MyAugmentingDataset(...)` stands for: samples shuffled per epoch by its own
+    hook, random augmentation from the batch generator."""
+
+    def __init__(self, n=96, batch_size=16):
+        self.x = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
+        self.batch_size = batch_size
+        self.order = np.arange(n)
+        self.epoch = 0
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index, rng=None):
+        rows = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+        x = self.x[rows] + rng.normal(0, 0.01, (len(rows), 1)).astype(np.float32)
+        return x, 2 * x + 1
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = np.random.default_rng(self.epoch).permutation(len(self.x))
+
+
 class Unloadable(Lengthy):
     """Pickles in the parent but cannot be rebuilt in a worker."""
 
@@ -602,3 +625,33 @@ def test_model_fit_two_epochs_with_a_keras_pydataset():
     losses = history.history["loss"]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert_clean(pids)
+
+
+@pytest.mark.slow
+def test_readme_example_fits_without_warning_and_keeps_prefetch(tiny_model):
+    """Issue 13 §5: under fit's default shuffle=True, Keras' PyDatasetAdapter reorders the batch
+    indices with random.shuffle every epoch, so no batch can be computed ahead (and the class warns).
+    The README example passes shuffle=False; the dataset shuffles its samples itself."""
+    import warnings
+
+    from seqkit import MultiprocessSequence
+
+    epochs = 3
+    model = tiny_model((1,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with MultiprocessSequence(Augmenting(), workers=2, seed=0) as train:  # as in the README
+            model.fit(train, epochs=epochs, shuffle=False, verbose=0)
+            stats = train.stats
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    assert stats["out_of_order"] == 0
+    # Every batch but the first of each epoch was computed ahead (an epoch hook may change the next
+    # epoch's batches, so nothing is computed across the boundary).
+    assert stats["prefetched"] >= stats["batches"] - epochs - 1 > 0
+
+    model = tiny_model((1,))
+    with pytest.warns(RuntimeWarning, match="shuffle=False"):
+        with MultiprocessSequence(Augmenting(n=320), workers=2, seed=0) as train:
+            model.fit(train, epochs=2, verbose=0)  # fit's default shuffle=True
+            stats = train.stats
+    assert stats["out_of_order"] > 0 and stats["prefetched"] < stats["batches"] // 2

@@ -1,4 +1,5 @@
-"""pack and `seqkit pack`: every kind of source, real files, real images, nothing partial on failure."""
+"""pack and `seqkit pack`: every kind of source, real files, real images, nothing partial on failure,
+Pillow's own resampling (issue 12), and the command line's arguments (issue 13 section 3)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from seqkit import MemmapSequence, pack
-from seqkit.pack import Chunks, ImageFolder
+from seqkit import MemmapSequence, pack, store
+from seqkit.packing import Chunks, ImageFolder, PackWarning
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -49,13 +50,13 @@ def test_failure_midway_leaves_nothing(tmp_path):
 
     with pytest.raises(ValueError, match="same shape"):
         pack(samples(lambda i: i == 35), tmp_path / "bad.npy", chunk_size=10)
-    with pytest.raises(ValueError, match=r"bad\.npy: samples change shape or dtype after row 30"):
+    with pytest.raises(ValueError, match=r"bad\.npy: rows change shape or dtype after row 30"):
         pack(samples(lambda i: i >= 30), tmp_path / "bad.npy", chunk_size=10)
     with pytest.raises(TypeError, match="object-dtype"):
         pack(Chunks([np.array([None, 1])]), tmp_path / "obj.npy")
     with pytest.raises(FileNotFoundError, match=r"missing\.npy"):
         pack([tmp_path / "missing.npy"], tmp_path / "m.npy")
-    assert leftovers(tmp_path) == []
+    assert leftovers(tmp_path) == []  # not even the manifest of a folder that received nothing
 
 
 def make_images(root: Path) -> None:
@@ -75,8 +76,8 @@ def test_image_folder_is_decoded_resized_and_labelled(tmp_path):
     assert x.shape == (7, 16, 24, 3) and x.dtype == np.uint8
     assert y.tolist() == [0, 0, 0, 1, 1, 1, 1]
     assert json.loads((out / "classes.json").read_text()) == ["cats", "dogs"]
-    expected = np.asarray(Image.open(tmp_path / "images" / "dogs" / "2.png").convert("RGB").resize((24, 16), Image.Resampling.BILINEAR))
-    np.testing.assert_array_equal(x[5], expected)
+    expected = np.asarray(Image.open(tmp_path / "images" / "dogs" / "2.png").convert("RGB").resize((24, 16)))
+    np.testing.assert_array_equal(x[5], expected)  # Pillow's own default filter (issue 12)
     batch_x, batch_y = MemmapSequence(str(out / "x.npy"), str(out / "y.npy"), batch_size=4)[1]
     assert batch_x.shape == (3, 16, 24, 3) and batch_y.tolist() == [1, 1, 1]
 
@@ -107,3 +108,136 @@ def test_cli_pack(tmp_path):
     assert bad.returncode == 2 and "nowhere" in bad.stderr and "does not exist" in bad.stderr
     usage = subprocess.run([sys.executable, "-m", "seqkit.cli", "pack", "a", "b"], capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "--size" in usage.stderr
+
+
+# -- issue 12: Pillow's own resampling by default ----------------------------------------------------
+
+
+def mixed_images(root: Path) -> list[Path]:
+    """Images of several sizes, saved as RGB, RGBA, L and 16-bit grey files."""
+    rng = np.random.default_rng(9)
+    files = []
+    (root / "c").mkdir(parents=True)
+    for i, (h, w) in enumerate([(20, 30), (31, 17), (16, 24), (9, 40)]):
+        if i == 3:
+            image = Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16))  # I;16
+        else:
+            image = Image.fromarray(rng.integers(0, 255, (h, w, 4 if i == 1 else 3), dtype=np.uint8))
+            image = image.convert("L") if i == 2 else image
+        files.append(root / "c" / f"{i}.png")
+        image.save(files[-1])
+    return files
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "1", "P", "I;16", "I", "F", "LA"])
+def test_issue12_pack_equals_pillows_own_resize_default_for_every_mode(tmp_path, mode):
+    files = mixed_images(tmp_path / "images")
+    out = pack(ImageFolder(tmp_path / "images", size=(11, 13), mode=mode), tmp_path / "packed")
+    x = np.load(out / "x.npy")
+    for row, path in zip(x, files):
+        expected = np.asarray(Image.open(path).convert(mode).resize((13, 11)))
+        assert row.dtype == expected.dtype
+        np.testing.assert_array_equal(row, expected)
+
+
+@pytest.mark.parametrize("resample", ["nearest", "bilinear", "lanczos", "box"])
+def test_an_explicit_resample_is_pillows_filter_of_that_name(tmp_path, resample):
+    files = mixed_images(tmp_path / "images")
+    out = pack(ImageFolder(tmp_path / "images", size=(11, 13), resample=resample), tmp_path / "packed")
+    filt = Image.Resampling[resample.upper()]
+    expected = np.stack([np.asarray(Image.open(p).convert("RGB").resize((13, 11), filt)) for p in files])
+    np.testing.assert_array_equal(np.load(out / "x.npy"), expected)
+    with pytest.raises(ValueError, match=r"resample 'smooth' is not a Pillow resampling filter; use one of nearest, "):
+        ImageFolder(tmp_path / "images", size=(4, 4), resample="smooth")
+
+
+def test_image_pack_manifest_records_how_it_was_made(tmp_path):
+    make_images(tmp_path / "images")
+    out = pack(ImageFolder(tmp_path / "images", size=(8, 8)), tmp_path / "packed")
+    dataset = store.verify(out)
+    assert dataset.names == ["x", "y"] and dataset.rows("x") == dataset.rows("y") == 7
+    assert dataset.meta["classes"] == ["cats", "dogs"] and dataset.meta["resample"] == "pillow default"
+    assert dataset.meta["skipped"] == [] and dataset.fingerprint
+
+
+def test_on_error_skip_drops_broken_images_keeps_labels_aligned_and_reports_them(tmp_path):
+    make_images(tmp_path / "images")
+    (tmp_path / "images" / "cats" / "1b.png").write_bytes(b"not a png")
+    with pytest.warns(PackWarning, match=r"skipped 1 images that could not be read: .*1b\.png"):
+        out = pack(ImageFolder(tmp_path / "images", size=(8, 8)), tmp_path / "packed", on_error="skip", chunk_size=2)
+    dataset = store.open_dataset(out)
+    assert [Path(s["file"]).name for s in dataset.meta["skipped"]] == ["1b.png"]
+    assert np.load(out / "y.npy").tolist() == [0, 0, 0, 1, 1, 1, 1]
+    expected = np.asarray(Image.open(tmp_path / "images" / "cats" / "2.png").convert("RGB").resize((8, 8)))
+    np.testing.assert_array_equal(np.load(out / "x.npy")[2], expected)  # the row after the skipped file
+
+
+def test_on_error_skip_for_a_list_of_npy_files(tmp_path):
+    files = []
+    for i in range(4):
+        files.append(tmp_path / f"{i}.npy")
+        np.save(files[-1], np.full(3, i))
+    files[2].write_bytes(b"")
+    with pytest.raises(ValueError, match=r"2\.npy: empty file"):
+        pack(files, tmp_path / "out" / "x.npy")
+    with pytest.warns(PackWarning, match=r"skipped 1 files"):
+        out = pack(files, tmp_path / "out" / "x.npy", on_error="skip")
+    assert np.load(out)[:, 0].tolist() == [0, 1, 3]
+    assert store.open_dataset(tmp_path / "out").manifest["arrays"]["x"]["meta"]["skipped"][0]["file"].endswith("2.npy")
+
+
+# -- the command line --------------------------------------------------------------------------------
+
+
+def seqkit_cli(*args, env=None, prelude=""):
+    code = f"{prelude}import sys; from seqkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_cli_version():
+    run = seqkit_cli("--version")
+    assert run.returncode == 0 and run.stdout.strip() == "seqkit 0.1.0"
+
+
+def test_issue13_cli_pack_without_pillow_says_so_in_one_line_and_writes_nothing(tmp_path):
+    make_images(tmp_path / "images")
+    run = seqkit_cli("pack", tmp_path / "images", tmp_path / "out", "--size", 8, 8, prelude="import sys; sys.modules['PIL'] = None; ")
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == ["seqkit pack: packing images needs Pillow, which is not installed: pip install pillow (or seqkit[images])"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_issue13_cli_bad_mode_is_blamed_on_the_mode(tmp_path):
+    make_images(tmp_path / "images")
+    run = seqkit_cli("pack", tmp_path / "images", tmp_path / "out", "--size", 8, 8, "--mode", "XYZ")
+    assert run.returncode == 2 and "--mode 'XYZ' is not a Pillow colour mode; use one of" in run.stderr
+    assert "image" not in run.stderr.split("use one of")[0] and not (tmp_path / "out").exists()
+    run = seqkit_cli("pack", tmp_path / "images", tmp_path / "out", "--size", 8, 8, "--resample", "smooth")
+    assert run.returncode == 2 and "--resample 'smooth' is not a Pillow resampling filter" in run.stderr
+
+
+def test_issue13_cli_on_error_skip_packs_the_rest_and_reports_what_was_skipped(tmp_path):
+    make_images(tmp_path / "images")
+    (tmp_path / "images" / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    run = seqkit_cli("pack", tmp_path / "images", tmp_path / "out", "--size", 8, 8)
+    assert run.returncode == 2 and "broken.jpg" in run.stderr and not (tmp_path / "out").exists()
+    run = seqkit_cli("pack", tmp_path / "images", tmp_path / "out", "--size", 8, 8, "--on-error", "skip", "--resample", "bilinear")
+    assert run.returncode == 0, run.stderr
+    assert "skipped " in run.stderr and "broken.jpg" in run.stderr
+    assert "packed 7 images of 2 classes" in run.stdout and "skipped 1 that could not be decoded" in run.stdout
+    assert np.load(tmp_path / "out" / "y.npy").tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert store.open_dataset(tmp_path / "out").meta["resample"] == "bilinear"
+
+
+def test_a_failed_pack_removes_the_folders_it_created(tmp_path):
+    def broken():
+        yield np.zeros(3)
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        pack(broken(), tmp_path / "a" / "b" / "x.npy", chunk_size=1)
+    with pytest.raises(ValueError, match="cannot decode image"):
+        make_images(tmp_path / "images")
+        (tmp_path / "images" / "cats" / "z.png").write_bytes(b"broken")
+        pack(ImageFolder(tmp_path / "images", size=(4, 4)), tmp_path / "c" / "d")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]

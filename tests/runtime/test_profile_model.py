@@ -1,0 +1,101 @@
+"""With a real Keras model, seqkit.profile says input-bound or compute-bound, from real model.fit steps.
+
+The two cases are far apart on purpose (a 20 ms generator with a 1-layer model; a generator that only
+slices with a model of two 1024-unit layers on 256-sample batches), so that the verdict does not depend
+on how busy the machine is; the shares themselves are measured, never asserted as timings.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from seqkit.profiling import ProfileError, profile
+
+pytestmark = pytest.mark.slow
+
+
+class SlowRows:
+    """A per-row Python loop: ~20 ms per batch whatever the model does."""
+
+    def __init__(self, n=2048, batch_size=32):
+        rng = np.random.default_rng(0)
+        self.x = rng.random((n, 16), dtype=np.float32)
+        self.y = rng.random((n, 1), dtype=np.float32)
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        out = np.empty_like(self.x[rows])
+        for i, row in enumerate(self.x[rows]):
+            out[i] = [sum(v * k for k in range(120)) for v in row.tolist()]
+        return out / 1e4, self.y[rows]
+
+
+class FastSlices:
+    def __init__(self, n=4096, features=512, batch_size=256):
+        rng = np.random.default_rng(1)
+        self.x = rng.random((n, features), dtype=np.float32)
+        self.y = rng.random((n, 1), dtype=np.float32)
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[rows], self.y[rows]
+
+
+def dense_model(features: int, hidden: list[int]):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((features,))
+    x = inputs
+    for units in hidden:
+        x = keras.layers.Dense(units, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(1)(x))
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def test_slow_generator_with_fast_model_is_input_bound():
+    model = dense_model(16, [])
+    weights = [w.copy() for w in model.get_weights()]
+    report = profile(SlowRows(), model, seconds=4, workers=None, memory=False)
+    m = report.model
+    assert m.verdict == "input-bound", report.to_dict()["model"]
+    assert m.input_wait_share >= 0.5
+    assert report.statement.startswith("Input-bound: the model waits")
+    # Profiling trains nothing: the weights and the optimizer are as they were.
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    assert int(model.optimizer.iterations.numpy()) == 0
+    # The hot line is the per-row loop's body; fixing it would save fit time per epoch too.
+    assert "sum(v * k" in report.lines[0].source
+    assert report.lines[0].fit_epoch_saving_seconds > 0
+
+
+def test_fast_generator_with_slow_model_is_compute_bound():
+    model = dense_model(512, [1024, 1024])
+    report = profile(FastSlices(), model, seconds=4, workers=None, memory=False)
+    m = report.model
+    assert m.verdict == "compute-bound", report.to_dict()["model"]
+    assert m.input_wait_share < 0.2
+    assert "not your bottleneck" in report.statement
+    assert m.train_step_seconds > 20 * report.latency.mean
+    assert any("model is the bottleneck" in item for item in report.advice())
+
+
+def test_an_uncompiled_model_is_refused_before_any_work():
+    import keras
+
+    inputs = keras.Input((16,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    with pytest.raises(ProfileError, match="not compiled"):
+        profile(SlowRows(n=64), model)
