@@ -99,3 +99,54 @@ def test_an_uncompiled_model_is_refused_before_any_work():
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
     with pytest.raises(ProfileError, match="not compiled"):
         profile(SlowRows(n=64), model)
+
+
+KERAS_TARGET = '''
+import math
+
+import keras
+import numpy as np
+
+MEAN = np.array([0.49, 0.48, 0.45], dtype=np.float32)
+STD = np.array([0.25, 0.24, 0.26], dtype=np.float32)
+
+
+class ImageSequence(keras.utils.PyDataset):
+    def __init__(self, images, labels, batch_size=32, **kwargs):
+        super().__init__(**kwargs)
+        self.images = images
+        self.labels = labels
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, idx):
+        batch = self.images[idx * self.batch_size:(idx + 1) * self.batch_size]
+        labels = self.labels[idx * self.batch_size:(idx + 1) * self.batch_size]
+        x = np.empty(batch.shape, dtype=np.float32)
+        for i in range(batch.shape[0]):
+            x[i] = (batch[i] / 255.0 - MEAN) / STD
+        return x, labels
+
+
+def make():
+    rng = np.random.default_rng(0)
+    return ImageSequence(rng.integers(0, 256, (512, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 512))
+'''
+
+
+def test_the_hot_line_carries_seqlints_finding_and_its_epoch_cost(tmp_path):
+    from seqkit.profiling import load_target
+
+    path = tmp_path / "keras_images_target.py"
+    path.write_text(KERAS_TARGET)
+    dataset, _ = load_target(f"{path}:make")
+    report = profile(dataset, seconds=1.5, workers=None, memory=False)
+    top = report.lines[0]
+    assert top.source == "x[i] = (batch[i] / 255.0 - MEAN) / STD" and top.share >= 0.5
+    # Whatever rule seqlint files this per-row normalisation under, it is on the hot line, with its row.
+    assert top.findings and {f.code for f in top.findings} <= {"SEQ101", "SEQ102"}
+    assert all(f.row <= top.line <= f.end_row for f in top.findings)
+    assert top.epoch_saving_seconds == pytest.approx(top.seconds_per_batch * len(dataset))
+    assert any(top.location in item for item in report.advice())
