@@ -664,6 +664,8 @@ class _Interpreter:
             scalar = True
         elif single and (index.scalar is False or "slice" in index.flags):
             scalar = False
+        elif not single and isinstance(node.slice[0].slice, cst.Slice):
+            scalar = False  # `pairs[lo:hi, 0]`: one value from each of many rows
         flags = set()
         if single:
             flags.add("rows-only")

@@ -195,10 +195,31 @@ class ModuleContext:
         )
 
     def statement_of(self, node: cst.CSTNode) -> cst.CSTNode:
+        """The statement holding `node` (itself if it is one). Remembered for every node on the way up, so
+        that asking for every node of a deeply nested expression stays linear."""
+        memo = self.__dict__.setdefault("_statements", {})
+        path = []
         current: cst.CSTNode | None = node
-        while current is not None and not isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+        found = None
+        while current is not None:
+            if id(current) in memo:
+                found = memo[id(current)]
+                break
+            if isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                found = current
+                break
+            path.append(current)
             current = self.parent(current)
-        return current if current is not None else node
+        for step in path:
+            memo[id(step)] = found
+        return found if found is not None else node
+
+    def contains(self, outer: cst.CSTNode, inner: cst.CSTNode) -> bool:
+        """Whether `inner` lies inside `outer` (or is it), by their source ranges."""
+        if outer is inner:
+            return True
+        (start, end), (inner_start, inner_end) = self.position(outer), self.position(inner)
+        return start <= inner_start and inner_end <= end
 
     def report(self, rule, node: cst.CSTNode, message: str | None = None, fix: Fix | None = None,
                hint: str | None = None) -> Finding:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from seqlint.analysis.hotpath import Phase, walk
+from seqlint.analysis.hotpath import Phase, is_self_attr, walk
 from seqlint.analysis.batchflow import flow_tables
 from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, keeps_rows, location, regions
 from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy
@@ -176,10 +176,7 @@ def _other_uses(ctx, seq, flow, loc: tuple) -> str | None:
 def _stmt_of(ctx, node):
     if isinstance(node, (cst.For, cst.SimpleStatementLine)):
         return node
-    current = node
-    while current is not None and not isinstance(current, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
-        current = ctx.parent(current)
-    return current
+    return ctx.statement_of(node)
 
 
 def _start(ctx, node):
@@ -256,11 +253,11 @@ class _Extraction:
         if func is None or not isinstance(func, cst.FunctionDef) or not region.steps:
             return None
         step_ids = {id(v) for v in region.steps}
-        origin_node = origin.node
+        origin_node = region.entry
         statements: list = []
         for value in region.steps:
             stmt = _stmt_of(ctx, value.node)
-            if stmt is None or all(a is not func for a in ctx.ancestors(stmt)):
+            if stmt is None or not ctx.contains(func, stmt):
                 return None
             if all(stmt is not s for s in statements):
                 statements.append(stmt)
@@ -291,17 +288,19 @@ class _Extraction:
             return None
         moving = [*chain, *([frontier_stmt] if frontier_stmt is not None else [])]
         read_into = ctx.parent(origin_node)
-        origin_name = read_into.targets[0].target.value if (
+        origin_name = origin_node.value if isinstance(origin_node, cst.Name) else read_into.targets[0].target.value if (
             isinstance(read_into, cst.Assign) and read_into.value is origin_node and len(read_into.targets) == 1
             and isinstance(read_into.targets[0].target, cst.Name)
         ) else None
-        support = _supporting_definitions(ctx, flow, clean, func, origin, moving, last, origin_name, bound_name)
+        support = _supporting_definitions(ctx, flow, clean, func, origin, origin_node, moving, last, origin_name,
+                                          bound_name)
         if support is None:
             return None
         copied, moved = support
         chain = sorted([*chain, *moved], key=lambda s: _start(ctx, s))
         # Sizes and shapes read from the rows stay right only inside the moved code (or as row counts).
-        kept_reads = [u for v in (origin, *region.steps) for u in flow.values if v in u.ins and not u.data]
+        kept_reads = [u for v in (origin, *region.steps) if v is not frontier
+                      for u in flow.values if v in u.ins and not u.data]
         for user in kept_reads:
             if user.node is None or _counts_rows_node(user.node):
                 continue
@@ -311,6 +310,12 @@ class _Extraction:
         origin_stmt = _stmt_of(ctx, origin_node)
         parent = ctx.parent(origin_node)
         holder = None
+        if isinstance(origin_node, cst.Name):
+            # The rows came back from a helper (`X, y = self.get_batch(i)`): read through the name.
+            origin_stmt = _binding_before(ctx, func, origin_node)
+            if origin_stmt is None or _rebound_between(ctx, func, origin_node.value, origin_stmt, last, chain):
+                return None
+            parent = None
         if (
             isinstance(parent, cst.Assign) and parent.value is origin_node and len(parent.targets) == 1
             and isinstance(parent.targets[0].target, cst.Name) and all(origin_stmt is not s for s in chain)
@@ -319,13 +324,18 @@ class _Extraction:
             holder = parent.targets[0].target.value
             if _rebound_between(ctx, func, holder, origin_stmt, last, chain):
                 holder = None
+        if isinstance(origin_node, cst.Name):
+            holder = origin_node.value
         inline = holder is None
         if inline:
             names = {n.value for n in walk(origin_node) if isinstance(n, cst.Name)} - {"self"}
             if any(_rebound_between(ctx, func, name, origin_stmt, last, chain) for name in names):
                 return None
             holder = ctx.code(origin_node)
-        param = holder if not inline else _fresh("rows", statements)
+        loc = location(origin)
+        base = loc[-1] if loc and isinstance(loc[-1], str) and loc[-1].isidentifier() else "rows"
+        param = holder if not inline else _fresh(base, [*chain, *copied, *([frontier_stmt] if frontier_stmt else []),
+                                                         *([frontier.node] if consumer is not None else [])])
         swaps = {id(origin_node): cst.Name(param)}
         body = [s.visit(_Swap(swaps)) for s in chain]
         edits: list[Edit] = []
@@ -341,6 +351,7 @@ class _Extraction:
             and not _rebound_between(ctx, func, bound_name, origin_stmt, last, chain)
             and not any(_within(ctx, r, origin_stmt) for r in _reads(ctx, func, bound_name))
         )
+        renamed = renamed and parent is not None
         if renamed:
             edits.append(replace(ctx, parent.targets[0].target, bound_name))
         # `batch_x = self.x[s].copy()` ... `batch_x[:] = ...`: the read stays where it was, as
@@ -378,8 +389,16 @@ class _Extraction:
     # -- the function ---------------------------------------------------------------------------------
     @property
     def signature(self) -> str:
+        """The moved code up to the names of its own variables: two reads of one attribute preprocessed
+        by the same code (`left = f(x[a])`, `right = f(x[b])`) share one hoisted function."""
         module = cst.Module(body=[*self.body, cst.SimpleStatementLine([cst.Return(self.result)])])
-        return re.sub(r"\s+", " ", module.code) + f"|{self.param}|{self.unit}"
+        names = [self.param]
+        for node in walk(module):
+            if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name) and node.target.value not in names:
+                names.append(node.target.value)
+        for position, name in enumerate(names):
+            module = module.visit(_Rename(name, f"__v{position}"))
+        return re.sub(r"\s+", " ", module.code) + f"|{self.unit}"
 
     def helper_reference(self) -> str | None:
         """`self.prep` when the whole function is one call of a helper on the rows."""
@@ -391,6 +410,10 @@ class _Extraction:
             return None
         value = self.region.frontier
         if value.op is not Op.HELPER:
+            return None
+        if isinstance(value.callee, cst.FunctionDef) and any(
+            isinstance(s, cst.FunctionDef) and s is value.callee for s in self.body
+        ):
             return None
         return cst.Module([]).code_for_node(result.func)
 
@@ -461,9 +484,17 @@ class _Extraction:
         return False
 
     def _helper_def(self, seq):
-        if self.helper_reference() is None:
+        """The helper the whole function calls on the rows (referenced, or copied along), if that is
+        all it does: its body is what the proofs look at."""
+        result, value = self.result, self.region.frontier
+        if value.op is not Op.HELPER or not isinstance(value.callee, cst.FunctionDef):
             return None
-        return self.region.frontier.callee
+        if any(not isinstance(s, cst.FunctionDef) for s in self.body):
+            return None
+        if not (isinstance(result, cst.Call) and len(result.args) == 1 and isinstance(result.args[0].value, cst.Name)
+                and result.args[0].value.value == self.param and result.args[0].keyword is None):
+            return None
+        return value.callee
 
     @staticmethod
     def _helper_param(target) -> str | None:
@@ -477,11 +508,13 @@ class _Extraction:
     def proven_rowwise(self, ctx, seq, flow) -> bool:
         consts = {a for a in _init_attributes(seq) if a not in flow.volatile}
         functions = ctx.batch_functions(seq, (Phase.BATCH, Phase.EPOCH))
+        nested = {s.name.value: s for s in self.body if isinstance(s, cst.FunctionDef)}
+        helpers = _helper_resolver(ctx, seq, nested)
         target = self._helper_def(seq)
         if target is not None:
-            return _helper_proof(ctx, seq, target, consts, functions)
-        proof = RowWiseProof(ctx, self.param, consts, functions)
-        body = list(self.body)
+            return _helper_proof(ctx, seq, target, consts, functions, helpers)
+        proof = RowWiseProof(ctx, self.param, consts, functions, helpers)
+        body = [s for s in self.body if not isinstance(s, cst.FunctionDef)]
         assigned = {self.param}
         for position, stmt in enumerate(body):
             loop = vectorised_loop(stmt, assigned)
@@ -539,6 +572,16 @@ def _loop_written(loop: cst.For) -> str | None:
     return names.pop() if len(names) == 1 else None
 
 
+def _binding_before(ctx, func, name: cst.Name):
+    """The last statement of `func` before the name's use that binds it."""
+    use = _start(ctx, name)
+    found = None
+    for stmt in _all_statements(func):
+        if isinstance(stmt, cst.SimpleStatementLine) and _start(ctx, stmt) < use and _binds(stmt, name.value):
+            found = stmt
+    return found
+
+
 def _rebound_between(ctx, func, name: str, first, last, moved) -> bool:
     """`name` is bound by a statement of `func` that stays, after `first` and before `last`."""
     start, end = _start(ctx, first), _start(ctx, last)
@@ -561,7 +604,12 @@ def _all_statements(func):
 
 
 def _fresh(base: str, statements) -> str:
-    used = {n.value for s in statements for n in walk(s) if isinstance(n, cst.Name)}
+    """`base`, or `base_`, ... : a variable name none of the statements uses (attribute names of the same
+    spelling do not count)."""
+    used = set()
+    for stmt in statements:
+        attrs = {id(n.attr) for n in walk(stmt) if isinstance(n, cst.Attribute)}
+        used |= {n.value for n in walk(stmt) if isinstance(n, cst.Name) and id(n) not in attrs}
     name = base
     while name in used:
         name += "_"
@@ -639,37 +687,36 @@ def _trailing(value: Value) -> bool:
     return False
 
 
-def _supporting_definitions(ctx, flow, clean: CleanSteps, func, origin: Value, moving: list, last,
+def _supporting_definitions(ctx, flow, clean: CleanSteps, func, origin: Value, entry, moving: list, last,
                             rows_name: str | None, result_name: str | None):
     """The local names the moved code reads besides its rows, and how they come along: (statements to
     copy: constants, statements to move: sizes and fresh arrays computed from the same rows, such as
     `encoded = np.empty_like(batch)`); None when one can do neither (a parameter of the function, a
     value read elsewhere too, a value that changes per batch)."""
     params = {p.name.value for p in (*func.params.params, *func.params.kwonly_params, *func.params.posonly_params)}
+    inside_origin = {id(n) for n in walk(entry)}  # the read itself becomes the parameter
     copied: list = []
     moved: list = []
-    done: set[str] = set()
-    pending = [*moving]
-    inside_origin = {id(n) for n in walk(origin.node)}  # the read itself becomes the parameter
-    while pending:
-        stmt = pending.pop()
-        for name in _free_names(ctx, stmt, inside_origin):
-            if name in done or name == "self" or name == rows_name:
-                continue  # the rows' own name becomes the moved code's parameter
-            done.add(name)
-            if not any(_binds(s, name) for s in _all_statements(func)):
+    for _ in range(20):
+        missing = _unbound_reads(ctx, sorted([*copied, *moved, *moving], key=lambda s: _start(ctx, s)), inside_origin)
+        missing -= {"self", rows_name}
+        added = False
+        for name in sorted(missing):
+            local = [s for s in _all_statements(func) if _binds(s, name) or _defines(s, name)]
+            if not local:
                 if name in params:
                     return None
                 continue  # module names, builtins and closures: the same when the function runs once
-            if any(_binds(m, name) for m in moving + moved) and not any(
-                _binds(s, name) for s in _all_statements(func)
-                if all(s is not m for m in moving + moved) and isinstance(s, cst.SimpleStatementLine)
-            ):
-                continue  # bound by the moved code itself
-            defining = [s for s in _all_statements(func) if isinstance(s, cst.SimpleStatementLine) and _binds(s, name)
-                        and all(s is not m for m in moving + moved)]
-            if len(defining) != 1 or not isinstance(defining[0].body[0], cst.Assign) \
-                    or len(defining[0].body[0].targets) != 1 or _start(ctx, defining[0]) > _start(ctx, last):
+            nested = [s for s in func.body.body if isinstance(s, cst.FunctionDef) and s.name.value == name]
+            if len(local) == 1 and nested and local[0] is nested[0] and _self_contained(ctx, func, nested[0]):
+                if all(nested[0] is not c for c in copied):
+                    copied.append(nested[0])  # a helper defined in the function: it comes along
+                    added = True
+                continue
+            defining = [s for s in local if all(s is not m for m in (*moving, *moved, *copied))]
+            if len(defining) != 1 or not isinstance(defining[0], cst.SimpleStatementLine) \
+                    or not isinstance(defining[0].body[0], cst.Assign) or len(defining[0].body[0].targets) != 1 \
+                    or _start(ctx, defining[0]) > _start(ctx, last):
                 return None
             definition = defining[0]
             values = flow.values_at(definition.body[0].value)
@@ -683,9 +730,75 @@ def _supporting_definitions(ctx, flow, clean: CleanSteps, func, origin: Value, m
                 moved.append(definition)
             else:
                 return None
-            pending.append(definition)
-    copied.sort(key=lambda s: _start(ctx, s))
-    return copied, moved
+            added = True
+        if not added:
+            copied.sort(key=lambda s: _start(ctx, s))
+            return copied, moved
+    return None
+
+
+def _unbound_reads(ctx, statements: list, skip: set[int]) -> set[str]:
+    """Names the statements, run in order, read before binding them themselves."""
+    bound: set[str] = set()
+    free: set[str] = set()
+    for stmt in statements:
+        if isinstance(stmt, cst.FunctionDef):
+            bound.add(stmt.name.value)  # a helper copied along, checked to read nothing of the function's
+            continue
+        for name in _free_names(ctx, stmt, skip):
+            if name not in bound:
+                free.add(name)
+        for node in walk(stmt):
+            targets = []
+            if isinstance(node, cst.AssignTarget):
+                targets = [node.target]
+            elif isinstance(node, (cst.For, cst.CompFor, cst.AugAssign, cst.NamedExpr)):
+                targets = [node.target]
+            for target in targets:
+                if isinstance(target, cst.Name):
+                    bound.add(target.value)
+                elif isinstance(target, (cst.Tuple, cst.List)):
+                    bound.update(e.value.value for e in target.elements if isinstance(e.value, cst.Name))
+    # Names a comprehension or loop binds for itself are read after binding: not free.
+    for stmt in statements:
+        if isinstance(stmt, cst.FunctionDef):
+            continue
+        for node in walk(stmt):
+            if isinstance(node, (cst.CompFor, cst.For)):
+                free -= {n.value for n in walk(node.target) if isinstance(n, cst.Name)}
+            if isinstance(node, cst.Lambda):
+                free -= {p.name.value for p in node.params.params}
+    return free
+
+
+def _self_contained(ctx, func, definition: cst.FunctionDef) -> bool:
+    """A function defined inside `func` that reads none of `func`'s other local names."""
+    own = {p.name.value for p in (*definition.params.params, *definition.params.kwonly_params,
+                                  *definition.params.posonly_params)}
+    for node in walk(definition.body):
+        if isinstance(node, (cst.AssignTarget, cst.For, cst.CompFor)):
+            own |= {n.value for n in walk(getattr(node, "target")) if isinstance(n, cst.Name)}
+    for node in walk(definition.body):
+        if isinstance(node, cst.Name) and node.value not in own:
+            parent = ctx.parent(node)
+            if isinstance(parent, cst.Attribute) and parent.attr is node:
+                continue
+            if any(_binds(s, node.value) or _defines(s, node.value) for s in func.body.body if s is not definition):
+                return False
+    return True
+
+
+def _defines(stmt, name: str) -> bool:
+    """A `def`, `class` or import binding `name` (something seqlint will not move or copy)."""
+    for node in walk(stmt):
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and node.name.value == name:
+            return True
+        if isinstance(node, (cst.Import, cst.ImportFrom)) and not isinstance(node.names, cst.ImportStar):
+            for alias in node.names:
+                bound = alias.asname.name if alias.asname is not None else alias.name
+                if isinstance(bound, cst.Name) and bound.value == name:
+                    return True
+    return False
 
 
 def _counts_rows_node(node) -> bool:
@@ -694,7 +807,19 @@ def _counts_rows_node(node) -> bool:
 
 
 def _free_names(ctx, stmt, skip: set[int] = frozenset()) -> list[str]:
-    """Names a statement reads (not attribute names or keywords, nor names under `skip`), in order."""
+    """Names a statement reads (not attribute names or keywords, nor names under `skip`, nor the names
+    it binds), in order."""
+    skip = set(skip)
+    for node in walk(stmt):
+        targets = []
+        if isinstance(node, cst.AssignTarget):
+            targets = [node.target]
+        elif isinstance(node, (cst.For, cst.CompFor, cst.NamedExpr)):
+            targets = [node.target]
+        for target in targets:
+            for part in (target, *(e.value for e in getattr(target, "elements", ()))):
+                if isinstance(part, cst.Name):
+                    skip.add(id(part))
     found = []
     for node in walk(stmt):
         if isinstance(node, cst.Name) and node.value not in found and id(node) not in skip:
@@ -737,14 +862,14 @@ def _reads(ctx, func, name: str) -> list:
 
 
 def _within(ctx, node, stmt) -> bool:
-    return node is stmt or any(a is stmt for a in ctx.ancestors(node))
+    return ctx.contains(stmt, node)
 
 
 _BUILTINS = frozenset(dir(builtins))
 
 
 def _method_name(seq, loc: tuple) -> str:
-    base = "_preprocess_" + "_".join(str(p).strip(".") for p in loc)
+    base = "_preprocess_" + "_".join(str(p).strip("._") for p in loc)
     base = re.sub(r"[^0-9A-Za-z_]", "_", base)
     name = base
     while name in seq.methods:
@@ -767,7 +892,23 @@ def _init_attributes(seq) -> set[str]:
     return found
 
 
-def _helper_proof(ctx, seq, helper, consts: set[str], functions) -> bool:
+def _helper_resolver(ctx, seq, nested: dict):
+    """func expression -> the FunctionDef it calls: a helper copied along, a module function, a method."""
+    def resolve(func):
+        if isinstance(func, cst.Name):
+            return nested.get(func.value) or ctx.module_functions.get(func.value)
+        if (name := is_self_attr(func)) is not None:
+            method = seq.methods.get(name)
+            if method is not None and not any(
+                isinstance(d.decorator, cst.Name) and d.decorator.value in ("property", "staticmethod", "classmethod")
+                for d in method.decorators
+            ):
+                return method
+        return None
+    return resolve
+
+
+def _helper_proof(ctx, seq, helper, consts: set[str], functions, helpers=None) -> bool:
     """The helper's body, with its first parameter as the batch, is proven row-wise; its other
     parameters must keep literal defaults (they are settings)."""
     params = list(helper.params.params)
@@ -794,7 +935,7 @@ def _helper_proof(ctx, seq, helper, consts: set[str], functions) -> bool:
         for node in walk(body[position]):
             if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
                 assigned.add(node.target.value)
-    proof = RowWiseProof(ctx, data.name.value, consts, functions)
+    proof = RowWiseProof(ctx, data.name.value, consts, functions, helpers)
     proof.fixed.update(p.name.value for p in settings)
     if not proof.statements(body[:-1]):
         return False

@@ -94,6 +94,16 @@ def collect_imports(module: cst.Module) -> dict[str, str]:
     return imports
 
 
+def star_imports(module: cst.Module) -> tuple[str, ...]:
+    """Modules the module imports with `from m import *` (relative ones keep their leading dots)."""
+    found = []
+    for stmt in iter_statements(module.body):
+        for small in small_statements(stmt):
+            if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar):
+                found.append("." * len(small.relative) + module_path(small.module))
+    return tuple(found)
+
+
 def qualify(dotted: str, imports: dict[str, str]) -> str:
     head, _, rest = dotted.partition(".")
     if head not in imports:

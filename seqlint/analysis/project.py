@@ -24,6 +24,8 @@ class MethodSummary:
 
     self_refs: tuple[str, ...]
     func_refs: tuple[str, ...]
+    # The method takes `**kwargs` (for `__init__`: a Keras 3 dataset can be given `workers=`).
+    star_kwargs: bool = False
 
 
 @dataclass
@@ -39,6 +41,9 @@ class FileSummary:
     filename: str
     imports: dict[str, str]
     classes: dict[str, ClassSummary]
+    # Modules imported with `from m import *`: a bare name the file neither defines nor imports may
+    # come from one of them (and from nowhere else).
+    star_imports: tuple[str, ...] = ()
 
 
 def module_keys(filename: str) -> list[str]:
@@ -88,6 +93,7 @@ def summarise(source: str, filename: str) -> FileSummary | None:
         return None
     imports: dict[str, str] = {}
     classes: dict[str, ClassSummary] = {}
+    star_imports: list[str] = []
     for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -100,6 +106,7 @@ def summarise(source: str, filename: str) -> FileSummary | None:
             base = "." * node.level + (node.module or "")
             for alias in node.names:
                 if alias.name == "*":
+                    star_imports.append(base)
                     continue
                 sep = "" if base.endswith(".") or not base else "."
                 imports[alias.asname or alias.name] = f"{base}{sep}{alias.name}"
@@ -108,7 +115,7 @@ def summarise(source: str, filename: str) -> FileSummary | None:
     # Bases are qualified with the imports of the whole file (an import after the class still counts).
     for cls_summary in classes.values():
         cls_summary.bases = tuple(_qualify(b, imports) for b in cls_summary.bases)
-    return FileSummary(filename, imports, classes)
+    return FileSummary(filename, imports, classes, tuple(star_imports))
 
 
 def _qualify(dotted: str, imports: dict[str, str]) -> str:
@@ -135,7 +142,7 @@ def _method_refs(func) -> MethodSummary:
             self_refs.add(sub.attr)
         elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
             func_refs.add(sub.id)
-    return MethodSummary(tuple(sorted(self_refs)), tuple(sorted(func_refs)))
+    return MethodSummary(tuple(sorted(self_refs)), tuple(sorted(func_refs)), func.args.kwarg is not None)
 
 
 def _ast_dotted(expr: ast.expr) -> str | None:
@@ -155,7 +162,7 @@ class ProjectIndex:
     by_module: dict[str, list[str]] = field(default_factory=dict)  # dotted key -> abspaths
     by_class_name: dict[str, list[ClassSummary]] = field(default_factory=dict)
     sequence_names: frozenset[str] = frozenset()  # classes of the tree that are Keras Sequences
-    _words: tuple[str, ...] | None = None
+    _words: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # (also, every word)
     _memo: dict[tuple[str, str], tuple[str, bool] | None] = field(default_factory=dict)
 
     @classmethod
@@ -194,38 +201,75 @@ class ProjectIndex:
         for summary in self.files.values():
             yield from summary.classes.values()
 
-    def may_matter(self, source: str) -> bool:
-        """False when the text can neither hold a Keras Sequence subclass nor anything a module-wide rule
-        looks at: the runner then skips parsing the file."""
-        if self._words is None:
-            from seqlint.rules import module_wide_tokens
-
-            self._words = tuple(sorted(set(_KERAS_WORDS) | set(self.sequence_names) | set(module_wide_tokens())))
-        return any(word in source for word in self._words)
+    def may_matter(self, source: str, also: tuple[str, ...] = ()) -> bool:
+        """False when the text can hold neither a Keras Sequence subclass nor any of the words `also`
+        (what the module-wide rules look for, passed in by the engine's caller: analysis knows no
+        rule): the runner then skips parsing the file."""
+        if self._words is None or self._words[0] != also:
+            words = tuple(sorted(set(_KERAS_WORDS) | set(self.sequence_names) | set(also)))
+            self._words = (also, words)
+        return any(word in source for word in self._words[1])
 
     def resolve(self, qualname: str, from_file: str, _depth: int = 0) -> ClassSummary | None:
-        """The class of the tree that `qualname` (as imported in `from_file`) names, if any."""
+        """The class of the tree that `qualname` (as imported in `from_file`) names, if any.
+
+        By qualified name only: the module part must be a file of the tree (`pkg.base.BaseGen` is
+        class BaseGen of pkg/base.py). A class is never matched by its bare name alone: TensorFlow's
+        `collections_abc.Iterator` is not Keras' `Iterator` because both end in "Iterator". A bare
+        name the file does not define or import is looked for in its star-imported modules only.
+        """
         if _depth > 8:
             return None
         from_file = os.path.abspath(from_file)
         qualname = absolute_import(qualname, from_file)
         module, _, name = qualname.rpartition(".")
         local = self.files.get(from_file)
-        if not module and local is not None and name in local.classes:
-            return local.classes[name]
-        candidates = self.by_module.get(module, []) if module else []
-        if len(candidates) == 1:
-            summary = self.files[candidates[0]]
-            if name in summary.classes:
-                return summary.classes[name]
-            if name in summary.imports:  # re-exported, e.g. from a package __init__
-                return self.resolve(summary.imports[name], summary.filename, _depth + 1)
-        # Ambiguous or unknown module: match by class name across the tree, preferring a Sequence.
-        same_name = self.by_class_name.get(name, [])
-        for cls_summary in same_name:
-            if self.keras_base(cls_summary, _depth + 1) is not None:
-                return cls_summary
-        return same_name[0] if len(same_name) == 1 else None
+        if not module:
+            if local is None:
+                return None
+            if name in local.classes:
+                return local.classes[name]
+            for star in local.star_imports:
+                found = self.resolve(f"{star}.{name}" if not star.endswith(".") else star + name,
+                                     from_file, _depth + 1)
+                if found is not None:
+                    return found
+            return None
+        summary = self._module_file(module, name, from_file)
+        if summary is None:
+            return None
+        if name in summary.classes:
+            return summary.classes[name]
+        if name in summary.imports:  # re-exported, e.g. from a package __init__
+            return self.resolve(summary.imports[name], summary.filename, _depth + 1)
+        for star in summary.star_imports:  # `from .models import *` in a package __init__
+            found = self.resolve(f"{star}.{name}" if not star.endswith(".") else star + name,
+                                 summary.filename, _depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def _module_file(self, module: str, name: str, from_file: str) -> FileSummary | None:
+        """The file of the tree that `import module` means, seen from `from_file`.
+
+        Several files can answer to one dotted name (two `utils.py` in different folders): the one
+        that has `name` wins; among those, the one nearest to the importing file (the script's own
+        folder is first on sys.path); a tie stays unresolved rather than guessed.
+        """
+        candidates = [self.files[f] for f in self.by_module.get(module, [])]
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        having = [c for c in candidates if name in c.classes or name in c.imports] or candidates
+        if len(having) == 1:
+            return having[0]
+        here = os.path.dirname(from_file)
+
+        def shared(summary: FileSummary) -> int:
+            return len(os.path.commonpath([here, os.path.dirname(summary.filename)]))
+
+        best = max(shared(c) for c in having)
+        nearest = [c for c in having if shared(c) == best]
+        return nearest[0] if len(nearest) == 1 else None
 
     def keras_base(self, cls_summary: ClassSummary, _depth: int = 0) -> tuple[str, bool] | None:
         """(Keras base qualified name, keras3) reached by the class through its bases, or None."""
@@ -241,10 +285,16 @@ class ProjectIndex:
 
     def _keras_base(self, cls_summary: ClassSummary, _depth: int) -> tuple[str, bool] | None:
         tables = keras_tables()
+        summary = self.files[cls_summary.filename]
         for base in cls_summary.bases:
             kind = tables.base_kind(base)
             if kind is not None:
                 return base, kind
+            if "." not in base and base not in summary.imports and base not in summary.classes:
+                for star in summary.star_imports:  # `from keras.utils import *`
+                    kind = tables.base_kind(f"{star}.{base}")
+                    if kind is not None:
+                        return f"{star}.{base}", kind
             parent = self.resolve(base, cls_summary.filename, _depth + 1)
             if parent is not None and parent is not cls_summary:
                 found = self.keras_base(parent, _depth + 1)
@@ -252,7 +302,9 @@ class ProjectIndex:
                     return found
             elif (
                 base in tables.unresolved_names
-                and base not in self.files[cls_summary.filename].imports
+                and base not in summary.imports
+                # `from collections.abc import *` brings a `Sequence` that is no Keras class
+                and not summary.star_imports
                 and {"__getitem__", "__len__"} <= set(cls_summary.methods)
             ):
                 return base, True

@@ -422,14 +422,16 @@ class Region:
     steps: list[Value]  # in evaluation order, the origin excluded
     frontier: Value
     unit: str | None
+    entry: cst.CSTNode  # where the steps' function reads the rows: the origin itself, or a name holding them
 
     @property
     def func(self):
-        return self.origin.func
+        return self.steps[0].func if self.steps else self.origin.func
 
 
 def regions(flow, clean: CleanSteps) -> list[Region]:
-    """For every live source, the largest single-exit region of its clean steps in its own function."""
+    """For every live source, the largest single-exit region of its clean steps, in the function that
+    reads it (its own, or a caller that received the rows unchanged from a helper: `X, y = self.load(i)`)."""
     everyone: dict[int, list[Value]] = {}
     for value in flow.values:
         # A helper's parameter is its call's use of the argument: the call is the step.
@@ -438,37 +440,71 @@ def regions(flow, clean: CleanSteps) -> list[Region]:
             everyone.setdefault(id(source), []).append(user)
     found = []
     for origin in flow.origins:
-        members = [
-            v for v in flow.values
-            if (step := clean.of(v)) is not None and step.source is origin and v is not origin
-            and v.func is origin.func and v.op is not Op.PARAM
-        ]
-        region = _largest_region(origin, members, everyone, clean)
-        if region is not None:
-            found.append(region)
+        by_function: dict[int, list[Value]] = {}
+        for v in flow.values:
+            step = clean.of(v)
+            if step is not None and step.source is origin and v is not origin and v.op is not Op.PARAM:
+                by_function.setdefault(id(v.func), []).append(v)
+        for members in by_function.values():
+            func = members[0].func
+            if func is origin.func:
+                entry = origin.node
+            else:
+                entry = _entry_name(flow, origin, members)
+                if entry is None:
+                    continue
+            region = _largest_region(origin, members, everyone, clean, entry)
+            if region is not None:
+                found.append(region)
     return found
 
 
-def _largest_region(origin: Value, members: list[Value], everyone: dict, clean: CleanSteps) -> Region | None:
+def _entry_name(flow, origin: Value, members: list[Value]):
+    """The name through which a caller reads rows a helper returned as they were, if there is one."""
+    func = members[0].func
+    names = []
+    for member in members:
+        for node in walk(member.node) if isinstance(member.node, cst.CSTNode) else ():
+            if isinstance(node, cst.Name) and any(v is origin for v in flow.values_at(node)):
+                names.append(node)
+    if not names or any(v.func is not func for v in members):
+        return None
+    return names[0]
+
+
+def _largest_region(origin: Value, members: list[Value], everyone: dict, clean: CleanSteps, entry) -> Region | None:
+    """The region ending at the latest member whose computation uses nothing that escapes.
+
+    Only members with a use outside the members can be the frontier (any other member's result is
+    consumed by later members), and the latest such one gives the largest region; each candidate costs
+    one walk of its ancestors, and few are ever tried, which keeps this linear."""
     member_ids = {id(v) for v in members} | {id(origin)}
-    best = None
-    for frontier in members:
+    func = members[0].func
+
+    def allowed(user, a) -> bool:
+        return (
+            _counts_rows(user) or (not user.data and clean._setting(user, origin))
+            # rows handed back unchanged to the caller (`return x, y`) travel, they are not used
+            or (a == id(origin) and func is not origin.func and user.func is origin.func
+                and user.op in (Op.PACK, Op.JOIN))
+        )
+
+    # Candidates: members used outside, and members used by nobody (the batch returned as it is).
+    escaping = [v for v in members if not everyone.get(id(v)) or any(
+        id(u) not in member_ids and not allowed(u, id(v)) for u in everyone.get(id(v), ())
+    )]
+    for frontier in list(reversed(escaping))[:8]:
         ancestors = _ancestors(frontier, member_ids)
         if id(origin) not in ancestors:
             continue
         inside = ancestors | {id(frontier)}
         if all(
-            all(id(user) in inside or _counts_rows(user) or (not user.data and clean._setting(user, origin))
-                for user in everyone.get(a, ()))
+            all(id(user) in inside or allowed(user, a) for user in everyone.get(a, ()))
             for a in ancestors if a != id(frontier)
         ):
-            if best is None or len(ancestors) >= len(best[1]):
-                best = (frontier, ancestors)
-    if best is None:
-        return None
-    frontier, ancestors = best
-    steps = [v for v in members if id(v) in ancestors or v is frontier]
-    return Region(origin, steps, frontier, clean.of(origin).unit)
+            steps = [v for v in members if id(v) in ancestors or v is frontier]
+            return Region(origin, steps, frontier, clean.of(origin).unit, entry)
+    return None
 
 
 def _ancestors(value: Value, member_ids: set[int]) -> set[int]:

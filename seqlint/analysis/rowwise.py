@@ -16,6 +16,7 @@ import libcst as cst
 from seqlint.analysis import effects
 from seqlint.analysis.hotpath import is_self_attr, walk
 from seqlint.analysis.tables import elementwise_arithmetic, load_data_table
+from seqlint.fixes import is_docstring
 
 THRESHOLD_OPS = (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)
 
@@ -66,11 +67,16 @@ class RowWiseProof:
     """Proves that a straight-line function of one batch computes each output row from its input row
     alone, deterministically: then applying it to the whole array at once gives the same rows."""
 
-    def __init__(self, ctx, param: str, const_attrs: set[str], batch_functions=()):
+    def __init__(self, ctx, param: str, const_attrs: set[str], batch_functions=(), helpers=None, depth: int = 0):
         self.ctx = ctx
         self.env: dict[str, Rows] = {param: Rows(0, 1, owned=False)}
         self.fixed: set[str] = set()
         self.const_attrs = const_attrs
+        self.batch_functions = batch_functions
+        # How to find the FunctionDef a call runs (a module function, a method of the class), so that a
+        # helper applied to the rows is proven through its own body.
+        self.helpers = helpers
+        self.depth = depth
         # Settings that per-batch code may change through a method (`self.vocab.setdefault(...)`): a
         # per-row loop must not read them through methods, whatever their attribute's assignments say.
         self.changed_by_calls = changed_by_calls(batch_functions)
@@ -219,15 +225,30 @@ class RowWiseProof:
                 return Rows(receiver.delta, receiver.low, True)
             if method in table.reduction_methods and not args:
                 return self.reduction(receiver, keywords)
+            if method == "transpose" and len(args) >= 2 and not keywords and int_literal(args[0].value) == 0 \
+                    and all(int_literal(a.value) is not None for a in args):
+                return Rows(receiver.delta, max(receiver.low, len(args) - 1), False)  # the batch axis stays first
             if method == "reshape" and len(args) >= 2 and not keywords and self.counts_rows(args[0].value, expr.func.value):
                 if all(self.is_fixed(a.value) for a in args[1:]):
                     return Rows(None, len(args), False)  # a view: writing into it writes the caller's batch
             return None
+        if self.helpers is not None and (helper := self.helpers(expr.func)) is not None:
+            return self.helper_rows(helper, expr)
         qual = ctx.qualified_name(expr.func)
         if qual in ("numpy.copy", "numpy.array") and len(args) == 1 and (source := self.rows(args[0].value)):
             if set(keywords) <= {"dtype"} and all(self.is_fixed(v) for v in keywords.values()):
                 return Rows(source.delta, source.low, True)  # a fresh copy of the rows (cast, maybe)
             return None
+        if qual in ("numpy.expand_dims", "numpy.squeeze") and args and (source := self.rows(args[0].value)):
+            return self.axis_change(qual, source, args[1:], keywords)
+        if qual == "numpy.transpose" and len(args) == 2 and (source := self.rows(args[0].value)) and not keywords:
+            axes = args[1].value
+            if isinstance(axes, (cst.Tuple, cst.List)) and axes.elements and \
+                    int_literal(axes.elements[0].value) == 0 and all(int_literal(e.value) is not None for e in axes.elements):
+                return Rows(source.delta, max(source.low, len(axes.elements) - 1), True)  # the batch axis stays first
+            return None
+        if qual in ("numpy.concatenate", "numpy.stack") and len(args) == 1 and isinstance(args[0].value, (cst.List, cst.Tuple)):
+            return self.joined(qual, args[0].value, keywords)
         if qual in table.like and len(args) == 1 and (like := self.rows(args[0].value)) is not None:
             if set(keywords) <= {"dtype"} and all(self.is_fixed(v) for v in keywords.values()):
                 return Rows(like.delta, like.low, True, filled=table.like[qual])
@@ -257,15 +278,103 @@ class RowWiseProof:
                 if number is not None and (number >= 1 or (number < 0 and signal.low >= 1 - number)):
                     return Rows(signal.delta, signal.low, True)
             return None
-        if qual in table.one_hot and len(args) == 1 and table.one_hot[qual] in keywords:
+        if qual in table.one_hot and (len(args) == 2 or (len(args) == 1 and table.one_hot[qual] in keywords)):
             labels = self.rows(args[0].value)
             count = table.one_hot[qual]
-            if labels is not None and set(keywords) == {count} and self.is_fixed(keywords[count]):
-                return Rows(None, 2, True)
+            classes = args[1].value if len(args) == 2 else keywords.get(count)
+            if labels is not None and set(keywords) <= {count} and classes is not None and self.is_fixed(classes):
+                return Rows(None, 2, True)  # the class count fixed: one more axis, the same for every batch
             return None
         if qual in elementwise_arithmetic() and not keywords:
             return self.combine([a.value for a in args])
         return None
+
+    def helper_rows(self, helper: cst.FunctionDef, call: cst.Call) -> Rows | None:
+        """A helper of the module applied to the rows: its body, proven with its one row-wise argument as
+        the batch and its other arguments as settings (they must be settings here)."""
+        if self.depth > 4 or any(a.star for a in call.args) or not isinstance(helper.body, cst.IndentedBlock):
+            return None
+        params = list(helper.params.params)
+        if params and params[0].name.value == "self" and isinstance(call.func, cst.Attribute):
+            params = params[1:]
+        if helper.params.kwonly_params or helper.params.posonly_params or not isinstance(
+            helper.params.star_arg, cst.MaybeSentinel
+        ) or helper.params.star_kwarg is not None:
+            return None
+        given: dict[str, cst.BaseExpression] = {}
+        for position, arg in enumerate(call.args):
+            if arg.keyword is None:
+                if position >= len(params):
+                    return None
+                given[params[position].name.value] = arg.value
+            else:
+                given[arg.keyword.value] = arg.value
+        data = [name for name, value in given.items() if self.rows(value) is not None]
+        if len(data) != 1 or any(not self.is_fixed(v) for n, v in given.items() if n not in data):
+            return None
+        if any(p.name.value not in given and p.default is None for p in params):
+            return None
+        outer = self.rows(given[data[0]])
+        body = list(helper.body.body)
+        if body and is_docstring(body[0]):
+            body = body[1:]
+        if not body or not (isinstance(body[-1], cst.SimpleStatementLine) and len(body[-1].body) == 1
+                            and isinstance(body[-1].body[0], cst.Return) and body[-1].body[0].value is not None):
+            return None
+        inner = RowWiseProof(self.ctx, data[0], self.const_attrs, self.batch_functions, self.helpers, self.depth + 1)
+        inner.fixed.update(p.name.value for p in params if p.name.value != data[0])
+        assigned = {data[0]}
+        for position, stmt in enumerate(body[:-1]):
+            loop = vectorised_loop(stmt, assigned)
+            if loop is not None:
+                body[position] = loop
+            for node in walk(body[position]):
+                if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
+                    assigned.add(node.target.value)
+        if not inner.statements(body[:-1]):
+            return None
+        result = inner.rows(body[-1].body[0].value)
+        if result is None or not result.filled:
+            return None
+        delta = None if result.delta is None or outer.delta is None else result.delta + outer.delta
+        return Rows(delta, max(result.low, 1), True)
+
+    def axis_change(self, qual: str, source: Rows, rest, keywords) -> Rows | None:
+        """`np.expand_dims(b, -1)`, `np.squeeze(b, axis=2)`: an axis added or removed after the first."""
+        axis = rest[0].value if rest else keywords.get("axis")
+        if axis is None or (set(keywords) - {"axis"}) or len(rest) > 1:
+            return None
+        number = int_literal(axis)
+        if number is None:
+            return None
+        change = 1 if qual == "numpy.expand_dims" else -1
+        low = source.low + change if change > 0 else source.low
+        # A negative axis counts from the end: it is past the batch axis when the rank allows.
+        rank_after_insert = source.low + 1 if change > 0 else source.low  # the rank a negative axis counts in
+        if number == 0 or (number < 0 and rank_after_insert + number < 1):
+            return None
+        delta = None if source.delta is None else source.delta + change
+        return Rows(delta, max(low, 1), False)
+
+    def joined(self, qual: str, pieces, keywords) -> Rows | None:
+        """`np.concatenate([b[:, :1], b[:, 1:] - b[:, :-1]], axis=1)`: pieces of the same rows side by
+        side (or stacked on a new axis after the first) keep one row per row."""
+        if set(keywords) != {"axis"} or (axis := int_literal(keywords["axis"])) is None or axis < 1:
+            return None
+        found = []
+        for element in pieces.elements:
+            if not isinstance(element, cst.Element):
+                return None
+            rows = self.rows(element.value)
+            if rows is None or rows.delta is None:
+                return None
+            found.append(rows)
+        if not found or any(r.delta != found[0].delta for r in found):
+            return None
+        extra = 1 if qual == "numpy.stack" else 0
+        if axis > min(r.low for r in found) - 1 + extra:
+            return None  # an axis the pieces may not have
+        return Rows(found[0].delta + extra, min(r.low for r in found) + extra, True)
 
     def counts_rows_of_any(self, expr) -> bool:
         """`len(b)` or `b.shape[0]` for any value derived row by row from the batch."""
@@ -476,8 +585,11 @@ class _RowScope:
                 if is_self_attr(receiver) in proof.changed_by_calls:
                     return False
                 return pure(receiver)
+            if isinstance(func, cst.Attribute) and func.attr.value in table.reduction_methods:
+                return pure(func.value)  # `row.mean()`: a statistic of this row alone
             qual = proof.ctx.qualified_name(func)
-            return qual in table.constant_calls or qual in elementwise_arithmetic() or effects.is_pure_numpy(qual)
+            return qual in table.constant_calls or qual in elementwise_arithmetic() or effects.is_pure_numpy(qual) \
+                or qual in table.reduction_functions
         return False
 
 

@@ -3,8 +3,10 @@
 A class counts when one of its bases, qualified through the module's imports, is in the Keras base
 table (seqlint/data/keras_bases.toml), or is a class of this module or of another file of the checked
 tree that counts. Code pasted from notebooks often lost its imports: an unresolved bare `Sequence` or
-`PyDataset` base counts when the class defines `__getitem__` and `__len__`. A `Sequence` imported from
-`collections.abc` or `typing` resolves to that module and never matches.
+`PyDataset` base counts when the class defines `__getitem__` and `__len__` (unless the module has a
+star import, which may have brought it). A `Sequence` imported from `collections.abc` or `typing`
+resolves to that module and never matches. Bases are matched by qualified name only, never by their
+last component: `collections_abc.Iterator` is not Keras' legacy `Iterator` class.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from seqlint.analysis.names import dotted_name, qualify
+from seqlint.analysis.names import dotted_name, qualify, star_imports
 from seqlint.analysis.project import MethodSummary, ProjectIndex
 from seqlint.analysis.tables import keras_tables
 
@@ -66,9 +68,10 @@ def _methods_of(node: cst.ClassDef) -> dict[str, cst.FunctionDef]:
 
 
 class _Resolver:
-    def __init__(self, classes, imports, filename, project):
+    def __init__(self, classes, imports, filename, project, stars: tuple[str, ...] = ()):
         self.classes = classes
         self.imports = imports
+        self.stars = stars  # modules imported with `from m import *`
         self.filename = filename
         self.project = project
         self.tables = keras_tables()
@@ -95,6 +98,17 @@ class _Resolver:
             return None
         return self.project.resolve(qual, self.filename)
 
+    def starred_base(self, written: str) -> tuple[str, bool] | None:
+        """A Keras base brought by `from keras.utils import *`: qualified through the star's module."""
+        if written in self.imports or written in self.classes:
+            return None
+        for star in self.stars:
+            qual = f"{star}.{written}"
+            kind = self.tables.base_kind(qual)
+            if kind is not None:
+                return qual, kind
+        return None
+
     def keras_base(self, name: str, seen: frozenset = frozenset()) -> tuple[str, bool] | None:
         if name in self._memo:
             return self._memo[name]
@@ -104,8 +118,11 @@ class _Resolver:
         result = None
         for written, qual in self.base_quals(node):
             kind = self.tables.base_kind(qual)
+            starred = self.starred_base(written)
             if kind is not None:
                 result = (qual, kind)
+            elif starred is not None:
+                result = starred
             elif (parent := self.local_parent(written, name)) is not None:
                 result = self.keras_base(parent.name.value, seen | {name})
             elif (summary := self.project_parent(qual)) is not None:
@@ -113,6 +130,7 @@ class _Resolver:
             elif (
                 written in self.tables.unresolved_names
                 and written not in self.imports
+                and not self.stars
                 and {"__getitem__", "__len__"} <= set(self.all_methods(name)[0])
             ):
                 result = (written, True)
@@ -152,7 +170,7 @@ def find_sequences(
     classes = top_level_classes(module)
     if not classes:
         return []
-    resolver = _Resolver(classes, imports, filename, project)
+    resolver = _Resolver(classes, imports, filename, project, star_imports(module))
     found = []
     for name, node in classes.items():
         base = resolver.keras_base(name)

@@ -330,8 +330,8 @@ class Doubler(Sequence):
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
 
-    def _preprocess_x(self, rows):
-        batch = np.copy(rows)
+    def _preprocess_x(self, x):
+        batch = np.copy(x)
         batch[:] = batch * 2.5  # scale
         return batch
 """,
@@ -568,8 +568,8 @@ def _reported_node(value):
 
 def _one_per_statement(ctx, flow, clean, steps: dict):
     """One finding per expression: the steps of one source in one statement are reported once, at the
-    smallest step that holds them all (`[vocab.get(w) for w in text.lower().split()]`), or each
-    outermost one when no step holds them all."""
+    step that holds them all (`[vocab.get(w) for w in text.lower().split()]`), or each outermost one
+    when no step holds them all. Nesting is read from source ranges, which keeps this linear."""
     groups: dict[tuple, list] = {}
     for node, value, step in steps.values():
         groups.setdefault((id(ctx.statement_of(node)), id(step.source)), []).append((node, value, step))
@@ -577,18 +577,38 @@ def _one_per_statement(ctx, flow, clean, steps: dict):
         if len(group) == 1:
             yield group[0]
             continue
-        chains = [[node, *ctx.ancestors(node)] for node, _v, _s in group]
-        common = [n for n in chains[0] if all(any(n is m for m in chain) for chain in chains[1:])]
-        cover = next((n for n in common if isinstance(n, (cst.BaseExpression, cst.AugAssign))
-                      and any((st := clean.of(v)) is not None and st.source is group[0][2].source
-                              for v in flow.values_at(n))), None)
+        spans = [(ctx.position(node), node, value, step) for node, value, step in group]
+        spans.sort(key=lambda item: (item[0][0], -item[0][1].row, -item[0][1].column))  # outer ones first
+        start, end = spans[0][0][0], max(e for (_s, e), _n, _v, _st in spans)
+        if spans[0][0][1] == end:  # the first-starting step also ends last: it holds all the others
+            yield spans[0][1], spans[0][2], spans[0][3]
+            continue
+        cover = _covering_step(ctx, flow, clean, group)
         if cover is not None:
             yield cover, group[0][1], group[0][2]
             continue
-        ids = {id(node) for node, _v, _s in group}
-        for node, value, step in group:
-            if not any(id(a) in ids for a in ctx.ancestors(node)):
-                yield node, value, step
+        reach = None  # the end of the last outermost step: anything starting before it is inside
+        for (s, e), node, value, step in spans:
+            if reach is not None and e <= reach:
+                continue
+            reach = e
+            yield node, value, step
+
+
+def _covering_step(ctx, flow, clean, group):
+    """The smallest expression holding every step of the group that is itself a step of their source
+    (a comprehension over the tokens of a text), walking up from one of them."""
+    source = group[0][2].source
+    first = group[0][0]
+    statement = ctx.statement_of(first)
+    for ancestor in ctx.ancestors(first):
+        if ancestor is statement:
+            return None
+        if isinstance(ancestor, cst.BaseExpression) and all(ctx.contains(ancestor, node) for node, _v, _s in group):
+            if any((st := clean.of(v)) is not None and st.source is source for v in flow.values_at(ancestor)):
+                return ancestor
+            return None
+    return None
 
 
 def _describe(ctx, node, value) -> str:
