@@ -432,7 +432,9 @@ class _Interpreter:
             before = frame.lookup(name)
             if not owned(before):
                 self.foreign_writes += 1
-            ins = [wrote[name]] + [r for r in reads if r is not wrote[name]] if wrote[name] is not None else reads
+            # What one iteration wrote holds everything it read as data; the iterated ids or indices
+            # only picked rows, so they are not inputs of the result.
+            ins = [wrote[name]] if wrote[name] is not None else reads
             frame.env[name] = self.record(stmt, self.make(Op.LOOP, stmt, frame, ins, base=before))
         for name in local - {index}:
             if item is None or name != item:

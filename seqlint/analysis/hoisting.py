@@ -28,7 +28,8 @@ import libcst as cst
 
 from seqlint.analysis.hotpath import Phase, is_self_attr, walk
 from seqlint.analysis.batchflow import flow_tables
-from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, keeps_rows, location, regions
+from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, location, regions
+from seqlint.analysis.regions import trailing as trailing_step
 from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy
 from seqlint.analysis.rowwise import RowWiseProof, is_module_name, vectorised_loop
 from seqlint.analysis.values import Op, Value
@@ -49,10 +50,15 @@ class Hoist:
     reason: str                   # why it is not safe, when it is not
     edits: list[Edit] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
+    new_attribute: str | None = None  # the result goes here, not into the attribute itself
+
+    @property
+    def source(self) -> str:
+        return attribute_code(self.location)
 
     @property
     def target(self) -> str:
-        return attribute_code(self.location)
+        return f"self.{self.new_attribute}" if self.new_attribute else self.source
 
 
 def attribute_code(loc: tuple) -> str:
@@ -67,54 +73,82 @@ def attribute_code(loc: tuple) -> str:
 
 
 def plan_hoists(ctx, seq, flow, clean: CleanSteps) -> dict[tuple, Hoist]:
-    """One Hoist per dataset attribute whose every per-batch read can be preprocessed once."""
-    by_location: dict[tuple, list[Region]] = {}
+    """One Hoist per dataset attribute whose per-batch reads can be preprocessed once.
+
+    When every read of the attribute goes through the same steps, the attribute itself is overwritten
+    with the result (the article's Example 2). When reads differ (windows scaled one way, targets
+    another; raw rows also used as they are), the largest group of reads that agree gets a new private
+    attribute of its own and the other reads keep the original: memory for one more array, no change of
+    what the rest of the class sees."""
     found = regions(flow, clean)
-    covered = {id(r.origin) for r in found}
-    blocked: set[tuple] = set()
-    for value in flow.values:
-        if value.origin and (loc := location(value)) is not None and id(value) not in covered:
-            blocked.add(loc)  # some read uses the raw rows: overwriting the attribute would change it
+    by_location: dict[tuple, dict[int, list[Region]]] = {}
     for region in found:
         loc = location(region.origin)
-        if loc is not None and loc not in blocked:
-            by_location.setdefault(loc, []).append(region)
+        if loc is not None:
+            by_location.setdefault(loc, {}).setdefault(id(region.origin), []).append(region)
     plans = {}
-    for loc, group in by_location.items():
-        plan = _plan(ctx, seq, flow, clean, loc, group)
+    for loc, by_origin in by_location.items():
+        if not _hoistable_location(seq, flow, loc):
+            continue
+        reads = [v for v in flow.values if v.origin and location(v) == loc]
+        extracted: dict[int, _Extraction] = {}
+        for key, candidates in by_origin.items():
+            extraction = next((e for r in candidates if (e := _Extraction.build(ctx, flow, clean, r)) is not None), None)
+            if extraction is not None:
+                extracted[key] = extraction
+        if not extracted:
+            continue
+        groups: dict[str, list[_Extraction]] = {}
+        for extraction in extracted.values():
+            groups.setdefault(extraction.signature, []).append(extraction)
+        if len(groups) == 1 and len(extracted) == len(reads):
+            plan = _plan(ctx, seq, flow, loc, next(iter(groups.values())), target=None)
+        else:
+            chosen = max(groups.values(), key=len)
+            plan = _plan_new_attribute(ctx, seq, flow, clean, loc, chosen)
         if plan is not None:
             plans[loc] = plan
     return plans
 
 
-def _plan(ctx, seq, flow, clean: CleanSteps, loc: tuple, group: list[Region]) -> Hoist | None:
+def _hoistable_location(seq, flow, loc: tuple) -> bool:
     if len(loc) > 2 or (len(loc) == 2 and not isinstance(loc[1], str)) or any(
         isinstance(p, str) and p.startswith(".") for p in loc[1:]
     ):
-        return None  # only `self.x` and `self.data["key"]` can be reassigned as a whole
+        return False  # only `self.x` and `self.data["key"]` can be reassigned as a whole
     if loc[0] in flow.volatile:
-        return None
+        return False
     init = seq.own_methods.get("__init__")
-    if init is None or not isinstance(init.body, cst.IndentedBlock) or any(
+    return not (init is None or not isinstance(init.body, cst.IndentedBlock) or any(
         isinstance(n, (cst.Return, cst.Yield)) for n in walk(init.body)
-    ) or not _assigns_attribute(init, loc[0]):
+    ) or not _assigns_attribute(init, loc[0]))
+
+
+def _plan_new_attribute(ctx, seq, flow, clean: CleanSteps, loc: tuple, chosen: list) -> Hoist | None:
+    """Preprocess into `self._<attr>_preprocessed`, read by the agreeing reads only."""
+    if len(loc) != 1:
         return None
-    extractions = []
-    for region in group:
-        extraction = _Extraction.build(ctx, flow, clean, region)
-        if extraction is None:
+    name = f"_{loc[0].lstrip('_')}_preprocessed"
+    while name in seq.methods or _assigns_attribute(seq.own_methods["__init__"], name):
+        name += "_"
+    rebuilt = []
+    for extraction in chosen:
+        again = _Extraction.build(ctx, flow, clean, extraction.region, target=name)
+        if again is None:
             return None
-        extractions.append(extraction)
-    codes = {e.signature for e in extractions}
-    if len(codes) != 1:
-        return None  # the rows are preprocessed differently in different places
+        rebuilt.append(again)
+    return _plan(ctx, seq, flow, loc, rebuilt, target=name)
+
+
+def _plan(ctx, seq, flow, loc: tuple, extractions: list, target: str | None) -> Hoist | None:
     first = extractions[0]
     edits = [edit for e in extractions for edit in e.edits]
     edits += deletion_edits(ctx, [span for e in extractions for span in e.deleted])
     safe, reason = first.safety(ctx, seq, flow, loc)
-    other = _other_uses(ctx, seq, flow, loc)
-    if other:
-        safe, reason = False, f"`{attribute_code(loc)}` is also read by {other}, which would see the preprocessed rows"
+    if target is None and safe:
+        other = _other_uses(ctx, seq, flow, loc)
+        if other:
+            safe, reason = False, f"`{attribute_code(loc)}` is also read by {other}, which would see the preprocessed rows"
     function, method = first.function_code(ctx, seq, loc)
     return Hoist(
         location=loc,
@@ -125,7 +159,8 @@ def _plan(ctx, seq, flow, clean: CleanSteps, loc: tuple, group: list[Region]) ->
         safe=safe,
         reason=reason,
         edits=edits,
-        regions=group,
+        regions=[e.region for e in extractions],
+        new_attribute=target,
     )
 
 
@@ -248,7 +283,9 @@ class _Extraction:
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
-    def build(cls, ctx, flow, clean: CleanSteps, region: Region) -> _Extraction | None:
+    def build(cls, ctx, flow, clean: CleanSteps, region: Region, target: str | None = None) -> _Extraction | None:
+        """The slice of the region's function to move; with `target`, the reads of the region take their
+        rows from `self.<target>` instead of the attribute (see plan_hoists)."""
         func, origin, frontier = region.func, region.origin, region.frontier
         if func is None or not isinstance(func, cst.FunctionDef) or not region.steps:
             return None
@@ -332,6 +369,13 @@ class _Extraction:
             if any(_rebound_between(ctx, func, name, origin_stmt, last, chain) for name in names):
                 return None
             holder = ctx.code(origin_node)
+            if target is not None:
+                base = origin.base.node if origin.base is not None else None
+                if not (isinstance(base, cst.Attribute) and is_self_attr(base) == location(origin)[0]
+                        and ctx.contains(origin_node, base)):
+                    return None
+                renamed_read = origin_node.visit(_Swap({id(base): cst.parse_expression(f"self.{target}")}))
+                holder = cst.Module([]).code_for_node(renamed_read)
         loc = location(origin)
         base = loc[-1] if loc and isinstance(loc[-1], str) and loc[-1].isidentifier() else "rows"
         param = holder if not inline else _fresh(base, [*chain, *copied, *([frontier_stmt] if frontier_stmt else []),
@@ -382,8 +426,16 @@ class _Extraction:
             result = frontier.node.visit(_Swap(swaps))
             edits.append(replace(ctx, frontier.node, holder + copy))
         deleted += [_delete(ctx, stmt) for stmt in chain]
+        if target is not None and not inline:
+            # the read stays where it is and takes its rows from the new attribute
+            base = origin.base.node if origin.base is not None else None
+            if not (isinstance(base, cst.Attribute) and is_self_attr(base) == location(origin)[0]):
+                return None
+            if any(_within(ctx, base, m) for m in chain):
+                return None
+            edits.append(replace(ctx, base, f"self.{target}"))
         unit = region.unit
-        trailing = all(_trailing(v) for v in region.steps)
+        trailing = all(trailing_step(v) for v in region.steps)
         return cls(region, holder, param, [*copied, *body], result, edits, deleted, unit, trailing)
 
     # -- the function ---------------------------------------------------------------------------------
@@ -458,6 +510,20 @@ class _Extraction:
             return True, ""  # applied to each row as the per-batch code applied it to each sample
         if container == "list" or (container is None and self.list_arithmetic(seq)):
             return False, f"`{attribute_code(loc)}` may be a Python list, on which `*` and `+` mean something else"
+        region = self.region
+        picks_within = region.origin.op is Op.SUBSCRIPT and region.origin.node is not None and \
+            len(region.origin.node.slice) > 1
+        if region.gather is not None or picks_within:
+            # Steps moved before a gather, or onto whole rows of which the read picks a part (a window,
+            # a column): they commute with the picking only when they are element-wise with scalar
+            # settings, and when no gather casts the values into an array of another dtype.
+            if not self.trailing_only:
+                return False, "the steps are not all element-wise"
+            if any(v.op in (Op.LOOP, Op.WRITE) and v.element is None for v in region.gathering):
+                return False, "the rows are copied into a preallocated array, whose dtype may differ"
+            if not all(_scalar_setting(ctx, flow, u) for v in region.steps for u in v.ins if not u.data):
+                return False, "a setting of the steps may not be a single number"
+            return True, ""
         if self.unit is None:
             if not self.trailing_only:
                 return False, "seqlint cannot tell whether the rows are one sample or a batch"
@@ -669,24 +735,6 @@ def _mutated_later(flow, value: Value) -> bool:
     return False
 
 
-def _trailing(value: Value) -> bool:
-    """A step whose meaning does not depend on the leading axis (see regions.py)."""
-    tables = flow_tables()
-    if value.op is Op.OPERATOR:
-        node = value.node
-        return not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply))
-    if value.op is Op.SUBSCRIPT:
-        return keeps_rows(value.node, None)
-    if value.op is Op.CALL:
-        qual = value.qual or ""
-        if "copy" in value.flags:
-            return True
-        if qual.startswith("."):
-            return qual[1:] in tables.trailing_axes_methods
-        return qual in elementwise_arithmetic() or qual in elementwise_numpy() or qual in tables.trailing_axes_functions
-    return False
-
-
 def _supporting_definitions(ctx, flow, clean: CleanSteps, func, origin: Value, entry, moving: list, last,
                             rows_name: str | None, result_name: str | None):
     """The local names the moved code reads besides its rows, and how they come along: (statements to
@@ -798,6 +846,30 @@ def _defines(stmt, name: str) -> bool:
                 bound = alias.asname.name if alias.asname is not None else alias.name
                 if isinstance(bound, cst.Name) and bound.value == name:
                     return True
+    return False
+
+
+def _scalar_setting(ctx, flow, value: Value) -> bool:
+    """A number: a literal, arithmetic of numbers, an attribute every assignment of which is a number,
+    or a module constant assigned a number."""
+    node = value.node
+    if isinstance(node, (cst.Integer, cst.Float)):
+        return True
+    if value.op is Op.OPERATOR:
+        return all(_scalar_setting(ctx, flow, u) for u in value.ins)
+    if value.op is Op.CONST and value.attr is not None and len(value.attr) == 1:
+        kind = flow.kinds.attribute(value.attr[0])
+        return kind is not None and kind.type in ("int", "float")
+    if isinstance(node, cst.Name) and value.op is Op.CONST:
+        for stmt in ctx.module.body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(
+                        small.targets[0].target, cst.Name
+                    ) and small.targets[0].target.value == node.value:
+                        return isinstance(small.value, (cst.Integer, cst.Float)) or (
+                            isinstance(small.value, cst.UnaryOperation) and isinstance(small.value.expression, (cst.Integer, cst.Float))
+                        )
     return False
 
 
@@ -945,11 +1017,11 @@ def _helper_proof(ctx, seq, helper, consts: set[str], functions, helpers=None) -
 
 def init_line(plan: Hoist, numpy_name: str) -> str:
     """The statement ending `__init__`."""
-    source = plan.target
+    source = plan.source
     argument = f"{numpy_name}.asarray({source})" if plan.as_array else source
     options = ", per_sample=True" if plan.per_sample else ""
     call = f"seqkit.preprocess_once({plan.function}, {argument}{options})"
-    if len(plan.location) == 1:
-        return f"{source} = {call}"
+    if len(plan.location) == 1 or plan.new_attribute:
+        return f"{plan.target} = {call}"
     head = attribute_code(plan.location[:1])
     return f"{head} = {{**{head}, {plan.location[1]!r}: {call}}}"

@@ -238,9 +238,14 @@ class CleanSteps:
         if is_file(element.source):
             return Step(element.source, BATCH, False)  # one file read per element: a batch of samples
         iterated = [self.steps.get(id(i)) for i in self.flow.values_at(iterable)]
-        if not iterated or any(i is None or i.source is not element.source for i in iterated):
-            return None
-        return Step(element.source, iterated[0].unit, False)
+        if iterated and all(i is not None and i.source is element.source for i in iterated):
+            return Step(element.source, iterated[0].unit, False)
+        elt = getattr(node, "elt", None)
+        if elt is not None and self.ctx.contains(elt, element.source.node):
+            # rows picked afresh for each element (`[self.series[s:s + n] for s in starts]`): a batch
+            # gathered from the source, whose axes after the first are the rows' own
+            return Step(element.source, None, False)
+        return None
 
     def _allowed(self, v: Value, unit: str | None) -> bool | None:
         """None when `v` is not a clean step for a source of this unit, else whether it does real work
@@ -251,7 +256,8 @@ class CleanSteps:
                 return True if unit in (BATCH, SAMPLE) else None
             return True
         if v.op is Op.LOOP:
-            return True if unit in (BATCH, SAMPLE) and owned(v.base) else None
+            # The work is in the loop's body, whose steps are reported on their own.
+            return False if unit in (BATCH, SAMPLE) and owned(v.base) else None
         if v.op is Op.WRITE:
             if "full" not in v.flags or not owned(v.ins[0]):
                 return None  # writing into the dataset's own rows (a view), not into a copy
@@ -423,6 +429,10 @@ class Region:
     frontier: Value
     unit: str | None
     entry: cst.CSTNode  # where the steps' function reads the rows: the origin itself, or a name holding them
+    # For steps that follow a gather (`np.stack([x[s:s + n] for s in starts])`, a batch filled row by
+    # row): the gathered value, and the values gathering it, which stay where they are.
+    gather: Value | None = None
+    gathering: tuple = ()
 
     @property
     def func(self):
@@ -456,7 +466,84 @@ def regions(flow, clean: CleanSteps) -> list[Region]:
             region = _largest_region(origin, members, everyone, clean, entry)
             if region is not None:
                 found.append(region)
+                alternative = _after_gather(flow, region, everyone)
+                if alternative is not None:
+                    found.append(alternative)
     return found
+
+
+def moves(value: Value) -> bool:
+    """A value that only moves the source's values around: picks, packs, stacks, fills, copies."""
+    if value.op in (Op.ITEM, Op.PACK, Op.JOIN, Op.LOOP, Op.WRITE, Op.SUBSCRIPT):
+        return True
+    if value.op is Op.CALL:
+        qual = value.qual or ""
+        return bool(value.flags & {"stack", "copy"}) or qual in flow_tables().layout_functions \
+            or qual[1:] in flow_tables().layout_methods
+    return False
+
+
+def trailing(value: Value) -> bool:
+    """A step whose meaning does not depend on the leading axes: the same per element wherever the
+    element sits (element-wise arithmetic, astype, clip)."""
+    tables = flow_tables()
+    if value.op is Op.OPERATOR:
+        node = value.node
+        return not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply))
+    if value.op is Op.SUBSCRIPT:
+        return keeps_rows(value.node, None)
+    if value.op is Op.CALL:
+        qual = value.qual or ""
+        if "copy" in value.flags:
+            return True
+        if qual.startswith("."):
+            return qual[1:] in tables.trailing_axes_methods
+        return qual in elementwise_arithmetic() or qual in elementwise_numpy() or qual in tables.trailing_axes_functions
+    return False
+
+
+def elementwise(value: Value) -> bool:
+    """A step computing each element from that element alone, keeping the shape: it commutes with any
+    picking or gathering of elements (unlike a one-hot encoding, which adds an axis)."""
+    if value.op is Op.OPERATOR:
+        node = value.node
+        return not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply))
+    if value.op is Op.CALL:
+        qual = value.qual or ""
+        if "copy" in value.flags:
+            return True
+        if qual.startswith("."):
+            return qual[1:] in ("astype", "clip", "round")
+        return qual in elementwise_arithmetic() or qual in elementwise_numpy() or qual in (
+            "numpy.clip", "numpy.nan_to_num", "numpy.round", "numpy.around")
+    return False
+
+
+def _after_gather(flow, region: Region, everyone: dict) -> Region | None:
+    """The element-wise steps after the source's rows were gathered, as a region of their own: they can
+    be applied to the dataset's rows before the gather instead, leaving the gather where it is."""
+    steps = region.steps
+    last_move = max((i for i, v in enumerate(steps) if moves(v)), default=None)
+    if last_move is None or last_move == len(steps) - 1:
+        return None
+    gathered, rest = steps[last_move], steps[last_move + 1:]
+    if any(moves(v) or not elementwise(v) for v in rest):
+        return None
+    rest_ids = {id(v) for v in rest}
+    if any(id(u) not in rest_ids for u in everyone.get(id(gathered), ())):
+        return None  # the gathered rows are also used as they are
+    if any(any(u is not gathered and id(u) not in rest_ids for u in v.data_ins()) for v in rest):
+        return None
+    entry = None
+    for node in walk(rest[0].node):
+        if isinstance(node, cst.Name) and any(v is gathered for v in flow.values_at(node)):
+            entry = node
+            break
+    if entry is None:
+        entry = gathered.node if isinstance(gathered.node, cst.BaseExpression) else None
+    if entry is None or not all(v.func is rest[0].func for v in rest):
+        return None
+    return Region(region.origin, list(rest), region.frontier, None, entry, gathered, tuple(steps[:last_move + 1]))
 
 
 def _entry_name(flow, origin: Value, members: list[Value]):
