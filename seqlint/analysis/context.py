@@ -92,6 +92,15 @@ class ModuleContext:
             cache[id(seq.node)] = CleanSteps(self.batch_flow(seq))
         return cache[id(seq.node)]
 
+    def pack_plans(self, seq: SequenceClass) -> dict:
+        """File read (value id) -> how to pack the per-sample loader around it (packing.py)."""
+        cache = self.__dict__.setdefault("_pack_plans", {})
+        if id(seq.node) not in cache:
+            from seqlint.analysis.packing import plan_packs
+
+            cache[id(seq.node)] = plan_packs(self, seq, self.batch_flow(seq), self.clean_steps(seq))
+        return cache[id(seq.node)]
+
     def hoist_plans(self, seq: SequenceClass) -> dict:
         """Dataset attribute -> how to compute its per-batch preprocessing once (hoisting.py)."""
         cache = self.__dict__.setdefault("_hoist_plans", {})

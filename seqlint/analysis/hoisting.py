@@ -707,7 +707,8 @@ def deletion_edits(ctx, spans: list[tuple[int, int]]) -> list[Edit]:
     for first, last in merged:
         before_blank = first == 1 or not lines[first - 2].strip()
         after_blank = last < len(lines) and not lines[last].strip()
-        if before_blank and after_blank:
+        opens_block = first > 1 and lines[first - 2].rstrip().endswith(":")
+        if (before_blank or opens_block) and after_blank:
             last += 1
         edits.append(Edit("", line_start(first), line_start(last + 1)))
     return edits

@@ -8,7 +8,8 @@ import libcst as cst
 
 from seqlint.analysis.effects import io_kind, io_method_kind
 from seqlint.analysis.hotpath import Phase, walk
-from seqlint.findings import Finding
+from seqlint.findings import Applicability, Finding
+from seqlint.fixes import ensure_import, indentation_of, insert, line_start, make_fix
 from seqlint.rules.base import Invalid, Rule
 
 _LOOPS = (cst.For, cst.While, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
@@ -28,7 +29,7 @@ class FileReadPerBatch(Rule):
     code = "SEQ201"
     name = "file-read-per-batch"
     summary = "a file is read and decoded again for every batch"
-    fix_availability = "none"
+    fix_availability = "sometimes"
     docs = """
 ## What it does
 Flags calls that read a file (`np.load`, `open`, `cv2.imread`, `PIL.Image.open`, `imageio`,
@@ -141,6 +142,10 @@ hint shows the replacement.
 
     def check(self, ctx) -> Iterable[Finding]:
         seen: set[int] = set()
+        fixes = {}
+        for seq in ctx.sequences:
+            for plan in ctx.pack_plans(seq).values():
+                fixes[id(plan.read.node)] = _pack_fix(ctx, seq, plan)
         for func, _seq, path in ctx.functions_in_phase(Phase.BATCH):
             for node in walk(func.body):
                 if not isinstance(node, cst.Call) or id(node) in seen:
@@ -153,9 +158,9 @@ hint shows the replacement.
                 if kind is None or _only_maps_or_writes(qualname, kind, node) or _opened_once(ctx, node, func):
                     continue
                 seen.add(id(node))
-                yield self._finding(ctx, node, func, path, kind)
+                yield self._finding(ctx, node, func, path, kind, fixes.get(id(node)))
 
-    def _finding(self, ctx, call, func, path, kind) -> Finding:
+    def _finding(self, ctx, call, func, path, kind, fix=None) -> Finding:
         written = ctx.code(call.func)
         in_loop = any(isinstance(a, _LOOPS) for a in _ancestors_until(ctx, call, func))
         how_often = "for every sample of every batch" if in_loop else "for every batch"
@@ -163,7 +168,36 @@ hint shows the replacement.
         if func.name.value != "__getitem__" and path:
             where = f" (reached from `{' -> '.join(path)}`)"
         message = f"`{written}` reads {_KIND_WORDS.get(kind, 'a file')} {how_often}{where}"
-        return ctx.report(self, call, message=message, hint=_hint(kind))
+        return ctx.report(self, call, message=message, fix=fix, hint=None if fix else _hint(kind))
+
+
+def _pack_fix(ctx, seq, plan):
+    """The edits packing the per-sample loader once (packing.py) and reading the pack per batch."""
+    init = seq.own_methods["__init__"]
+    last = init.body.body[-1]
+    indent = indentation_of(ctx, last)
+    _, end = ctx.position(last)
+    members = seq.node.body.body
+    member_indent = indentation_of(ctx, members[0])
+    method = "".join(f"{member_indent}{line}\n" if line.strip() else "\n" for line in plan.method.splitlines())
+    _, class_end = ctx.position(members[-1])
+    lines = [f"self.{plan.attribute} = seqkit.pack_samples(self.{plan.method_name}, {plan.keys})", *plan.init_lines]
+    numpy = ensure_import(ctx, "numpy") if plan.init_lines and "numpy" not in ctx.imports.values() else None
+    numpy_name = next((n for n, m in ctx.imports.items() if m == "numpy"), "numpy")
+    lines = [line.replace("np.asarray(", f"{numpy_name}.asarray(") for line in lines]
+    edits = [
+        *plan.edits,
+        numpy,
+        insert(line_start(end.row + 1), "".join(f"{indent}{line}\n" for line in lines)),
+        insert(line_start(class_end.row + 1), method),
+        ensure_import(ctx, "seqkit"),
+    ]
+    return make_fix(
+        Applicability.UNSAFE,
+        f"Pack `{plan.method_name}` of every key of `{plan.keys}` once with `seqkit.pack_samples` (writes a "
+        "cache to disk); read the packed rows per batch",
+        edits,
+    )
 
 
 def _ancestors_until(ctx, node, stop):

@@ -1,0 +1,517 @@
+"""Turning a file read per sample into a packed cache of the user's own loader: SEQ201's fix.
+
+A loop (or comprehension) over the batch's keys (paths or ids) reads one file per key and computes a
+sample from it:
+
+    for i, ID in enumerate(list_IDs_temp):
+        X[i,] = np.load('data/' + ID + '.npy')
+
+The sample is a function of the key alone: the read, and the deterministic steps after it that the
+model (batchflow.py, regions.py) proves to read nothing but that sample and settings. That function
+becomes a method of the class, `__init__` ends with `self._samples = seqkit.pack_samples(self._load,
+self.list_IDs)` (every key of the dataset: what the batch's keys are picked from), and the loop reads
+the packed rows instead:
+
+- a batch filled row by row in an `enumerate` loop: one `X[:len(keys)] = self._samples.take(keys)`
+  before the loop, the loop keeping whatever else it does (labels);
+- a comprehension whose element is the sample: `list(self._samples.take(keys))`;
+- otherwise (a list appended to, random augmentation after the sample): the sample's expression becomes
+  `self._samples.take([key])[0]`.
+
+The values are exactly what the user's code produced: the same code runs, once per key, in
+seqkit.pack_samples. The fix is always unsafe: it writes a cache to disk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from seqlint.analysis.hotpath import is_self_attr, walk
+from seqlint.analysis.regions import SAMPLE, CleanSteps, is_file
+from seqlint.analysis.values import Op, Value
+from seqlint.findings import Edit
+from seqlint.fixes import indentation_of, insert, line_start, replace
+
+
+@dataclass
+class PackPlan:
+    """How to pack one per-sample read of a Sequence class."""
+
+    read: Value                   # the file read
+    func: cst.FunctionDef         # the function holding the loop
+    loop: cst.CSTNode             # the For statement or the comprehension
+    key: str                      # the loop's name for one key
+    keys: str                     # code of every key of the dataset: `self.list_IDs`
+    method: str                   # code of the loader method (class-body indentation)
+    method_name: str
+    attribute: str                # where the pack is kept: `_samples`
+    edits: list[Edit] = field(default_factory=list)
+    init_lines: list[str] = field(default_factory=list)  # after the pack_samples line (label arrays)
+
+
+def plan_packs(ctx, seq, flow, clean: CleanSteps) -> dict[int, PackPlan]:
+    """read value id -> how to pack it, for the reads seqlint can turn into a packed loader."""
+    plans: dict[int, PackPlan] = {}
+    init = seq.own_methods.get("__init__")
+    if init is None or not isinstance(init.body, cst.IndentedBlock) or any(
+        isinstance(n, (cst.Return, cst.Yield)) for n in walk(init.body)
+    ):
+        return plans
+    used_names = set(seq.methods) | _attributes(seq)
+    for read in flow.origins:
+        if not is_file(read) or read.op is not Op.READ or id(read) in plans:
+            continue
+        plan = _plan(ctx, seq, flow, clean, read, used_names)
+        if plan is not None:
+            plans[id(read)] = plan
+            used_names |= {plan.method_name, plan.attribute}
+    return plans
+
+
+def _attributes(seq) -> set[str]:
+    found = set()
+    for method in seq.methods.values():
+        for node in walk(method.body):
+            if (name := is_self_attr(node)) is not None:
+                found.add(name)
+    return found
+
+
+def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan | None:
+    frontier = _sample_frontier(ctx, flow, clean, read)
+    if frontier is None:
+        return None
+    func = frontier.func
+    if not isinstance(func, cst.FunctionDef) or not isinstance(frontier.node, cst.BaseExpression):
+        return None
+    if isinstance(frontier.node, (cst.List, cst.ListComp, cst.Tuple, cst.Dict, cst.Set)):
+        return None  # a list per sample (ragged tokens): not rows of one array
+    loop = _enclosing_loop(ctx, frontier.node, func)
+    if loop is None:
+        return None
+    header = _loop_key(loop)
+    if header is None:
+        return None
+    index_name, key, keys_node = header
+    keys = _all_keys(ctx, flow, keys_node)
+    if keys is None:
+        return None
+    frontier_stmt = ctx.statement_of(frontier.node)
+    body = _loop_body(loop)
+    slice_stmts = _backward_slice(ctx, flow, frontier_stmt, frontier.node, body, key)
+    if slice_stmts is None:
+        return None
+    moved, kept = slice_stmts
+    # Everything the loader reads besides its key: constants the class or module holds.
+    loader_stmts = sorted(moved + kept, key=lambda s: _start(ctx, s))
+    if not _reads_only_key_and_settings(ctx, flow, func, loop, loader_stmts, frontier.node, key):
+        return None
+    name = _name_of(frontier_stmt, frontier.node, read)
+    method_name = _unique(f"_load_{name}", used_names)
+    attribute = _unique(f"_{name}_samples", used_names | {method_name})
+    after = _after_the_stack(ctx, flow, clean, read, loop, key)
+    extra_body, result = [], frontier.node
+    if after is not None:
+        # Element-wise steps on the stacked samples run on each sample inside the loader instead.
+        extra_body = [cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(after.param))], frontier.node)]),
+                      *after.body]
+        result = after.result
+    method = _loader_method(method_name, key, [*loader_stmts, *extra_body], result)
+    labels = _label_lookups(ctx, flow, func, loop, index_name, key, used_names | {method_name, attribute})
+    edits = _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, frontier_stmt, moved, attribute,
+                        labels)
+    if edits is None:
+        return None
+    if after is not None:
+        from seqlint.analysis.hoisting import deletion_edits
+
+        merged = _merge_edits(ctx, loop, edits, after.edits)
+        if merged is None:
+            return None
+        edits = merged + deletion_edits(ctx, after.deleted)
+    init_lines = [
+        f"self.{name} = np.asarray([self.{attr}[k] for k in self.{attribute}.keys]{', dtype=' + dtype if dtype else ''})"
+        for _stmt, _target, attr, _alloc, dtype, name in labels
+    ]
+    return PackPlan(read, func, loop, key, keys, method, method_name, attribute, edits, init_lines)
+
+
+def _label_lookups(ctx, flow, func, loop, index_name, key, used: set[str]) -> list[tuple]:
+    """`y[i] = self.labels[ID]` in the loop, into `y = np.empty(n, dtype=int)` made before it: the
+    labels of every key become one array built once, `self._labels_by_key`, and `y` picks its rows.
+    (stmt, y, attribute, allocation statement, dtype code, new attribute name) for each."""
+    if not isinstance(loop, cst.For) or index_name is None:
+        return []
+    found = []
+    top = list(func.body.body)
+    for stmt in _loop_body(loop):
+        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)
+                and len(stmt.body[0].targets) == 1):
+            continue
+        target, value = stmt.body[0].targets[0].target, stmt.body[0].value
+        if not (isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and len(target.slice) == 1
+                and isinstance(target.slice[0].slice, cst.Index) and isinstance(target.slice[0].slice.value, cst.Name)
+                and target.slice[0].slice.value.value == index_name):
+            continue
+        if not (isinstance(value, cst.Subscript) and (attr := is_self_attr(value.value)) is not None and len(value.slice) == 1
+                and isinstance(value.slice[0].slice, cst.Index) and isinstance(value.slice[0].slice.value, cst.Name)
+                and value.slice[0].slice.value.value == key) or attr in flow.volatile:
+            continue
+        name = target.value.value
+        allocations = [s for s in top if isinstance(s, cst.SimpleStatementLine) and len(s.body) == 1
+                       and isinstance(s.body[0], cst.Assign) and len(s.body[0].targets) == 1
+                       and isinstance(s.body[0].targets[0].target, cst.Name) and s.body[0].targets[0].target.value == name
+                       and _start(ctx, s) < _start(ctx, loop)]
+        if len(allocations) != 1 or not isinstance(allocations[0].body[0].value, cst.Call):
+            continue
+        alloc = allocations[0].body[0].value
+        if ctx.qualified_name(alloc.func) not in ("numpy.empty", "numpy.zeros", "numpy.ones"):
+            continue
+        writes = [n for n in walk(func.body) if isinstance(n, cst.AssignTarget) and _root_name(n.target) == name]
+        if len(writes) != 2:
+            continue  # the allocation and this row's write, nothing else
+        dtype = next((ctx.code(a.value) for a in alloc.args if a.keyword is not None and a.keyword.value == "dtype"), None)
+        new = _unique(f"_{attr.lstrip('_')}_by_key", used)
+        used = used | {new}
+        found.append((stmt, name, attr, allocations[0], dtype, new))
+    return found
+
+
+def _root_name(target) -> str | None:
+    while isinstance(target, (cst.Subscript, cst.Attribute)):
+        target = target.value
+    return target.value if isinstance(target, cst.Name) else None
+
+
+def _merge_edits(ctx, loop, loop_edits: list[Edit], other: list[Edit]) -> list[Edit] | None:
+    """The loop's rewrite and the rewrite of the statement holding it (which moved its element-wise
+    steps out) as non-overlapping edits: the loop's new code goes inside the statement's."""
+    start, end = ctx.position(loop)
+    old = ctx.code(loop)
+    merged = list(other)
+    for edit in loop_edits:
+        holders = [o for o in merged if o.location <= start and end <= o.end_location and o.content]
+        if not holders:
+            if any(o.location < end and start < o.end_location for o in merged):
+                return None
+            merged.append(edit)
+            continue
+        holder = holders[0]
+        if edit.location != start or edit.end_location != end or holder.content.count(old) != 1:
+            return None
+        merged[merged.index(holder)] = Edit(holder.content.replace(old, edit.content), holder.location,
+                                            holder.end_location)
+    return merged
+
+
+def _after_the_stack(ctx, flow, clean, read: Value, loop, key: str):
+    """The element-wise steps applied to the stacked samples right after the comprehension that reads
+    them (`np.stack([np.load(p) for p in paths]).astype(np.float32)`, then `waves /= 32768.0`), as an
+    extraction of hoisting.py: they commute with the stacking (no dtype cast in between)."""
+    from seqlint.analysis.hoisting import _Extraction
+    from seqlint.analysis.regions import regions
+
+    if not isinstance(loop, (cst.ListComp, cst.GeneratorExp)):
+        return None
+    for region in regions(flow, clean):
+        if region.origin is not read or region.gather is None:
+            continue
+        if not any(v.node is loop for v in region.gathering):
+            continue
+        if any(v.op in (Op.WRITE, Op.LOOP) for v in region.gathering):
+            return None
+        extraction = _Extraction.build(ctx, flow, clean, region)
+        if extraction is not None and extraction.trailing_only and key not in _names_read(
+            cst.Module(body=[*extraction.body, cst.SimpleStatementLine([cst.Return(extraction.result)])])
+        ):
+            return extraction
+    return None
+
+
+def _sample_frontier(ctx, flow, clean, read: Value) -> Value | None:
+    """The last value computed from one sample read, deterministically, before the batch gathers it
+    (a list, a filled array, a stack) or randomness touches it: the read itself, a helper reading it
+    (`self.read(path)`), or a step after either. Follows the read into and out of helpers."""
+    current = read
+    for _ in range(10_000):
+        steps = [u for u in current.users if _sample_step(clean, u, read)]
+        if len(steps) != 1 or len(current.users) != 1:
+            break
+        current = steps[0]
+    while current.op is Op.PARAM:
+        return None  # handed to a helper that does nothing with it the model can follow
+    return current if id(current) in flow.live else None
+
+
+def _sample_step(clean, value: Value, read: Value) -> bool:
+    """A step on the read sample alone: the user's own code, packed as it is, so any deterministic step
+    qualifies (a DataFrame's `ffill()` as well as a known preprocessing call), but no random one."""
+    return (
+        value.data and value.origins == frozenset((read,)) and not value.random
+        and value.op not in (Op.PACK, Op.WRITE, Op.LOOP, Op.JOIN, Op.RANDOM, Op.OPAQUE) and "stack" not in value.flags
+        and not (value.op is Op.SUBSCRIPT and value.index is not None and not value.index.const)
+    )
+
+
+def _returned_by_helper(flow, value: Value) -> Value | None:
+    for user in value.users:
+        if user.op is Op.HELPER and user.ins and user.ins[0] is value:
+            return user
+    return None
+
+
+def _enclosing_loop(ctx, node, func):
+    for ancestor in ctx.ancestors(node):
+        if ancestor is func:
+            return None
+        if isinstance(ancestor, (cst.For, cst.ListComp, cst.GeneratorExp)):
+            return ancestor
+    return None
+
+
+def _loop_key(loop) -> tuple[str | None, str, cst.BaseExpression] | None:
+    """(index name, key name, the iterated keys) of `for i, key in enumerate(keys)`, `for key in keys`
+    and `[... for key in keys]`."""
+    if isinstance(loop, cst.For):
+        target, iterable = loop.target, loop.iter
+        if loop.orelse is not None or loop.asynchronous is not None:
+            return None
+    else:
+        clause = loop.for_in
+        if clause.inner_for_in is not None or clause.ifs:
+            return None
+        target, iterable = clause.target, clause.iter
+    if isinstance(target, cst.Name):
+        return None, target.value, iterable
+    if (
+        isinstance(target, cst.Tuple) and len(target.elements) == 2 and isinstance(iterable, cst.Call)
+        and isinstance(iterable.func, cst.Name) and iterable.func.value == "enumerate" and len(iterable.args) == 1
+        and all(isinstance(e.value, cst.Name) for e in target.elements)
+    ):
+        return target.elements[0].value.value, target.elements[1].value.value, iterable.args[0].value
+    return None
+
+
+def _all_keys(ctx, flow, keys_node) -> str | None:
+    """`self.list_IDs` when the batch's keys are picked from it (`self.list_IDs[k] for k in indexes`,
+    `self.paths[lo:hi]`, `self.files[idx]`): the dataset's every key, for the pack."""
+    for value in flow.values_at(keys_node):
+        found = _keys_attribute(value, 0)
+        if found is not None:
+            return found
+    return None
+
+
+def _keys_attribute(value: Value, depth: int) -> str | None:
+    if depth > 8:
+        return None
+    if value.op is Op.SUBSCRIPT and value.origin and value.base is not None and value.base.attr is not None \
+            and len(value.base.attr) == 1 and "rows-only" in value.flags:
+        return f"self.{value.base.attr[0]}"
+    if value.op is Op.PACK and value.element is not None:
+        return _keys_attribute(value.element, depth + 1)
+    if value.op in (Op.PARAM, Op.JOIN, Op.HELPER) and value.ins and len({id(v) for v in value.ins}) == 1:
+        return _keys_attribute(value.ins[0], depth + 1)
+    if value.op is Op.CALL and "copy" in value.flags and value.ins:
+        return _keys_attribute(value.ins[0], depth + 1)
+    return None
+
+
+def _loop_body(loop) -> list:
+    if isinstance(loop, cst.For) and isinstance(loop.body, cst.IndentedBlock):
+        return list(loop.body.body)
+    return []
+
+
+def _backward_slice(ctx, flow, frontier_stmt, frontier_node, body: list, key: str):
+    """(statements of the loop body that compute the sample and nothing else, statements that compute
+    it and something else too) before the frontier's statement; None when the sample needs something
+    the loop computes another way."""
+    if not body:
+        return [], []  # a comprehension: the element is the whole computation
+    if all(frontier_stmt is not s for s in body):
+        return None
+    position = next(i for i, s in enumerate(body) if s is frontier_stmt)
+    needed = _names_read(frontier_node)
+    picked = []
+    for stmt in reversed(body[:position]):
+        bound = _bound_names(stmt)
+        if not bound & needed:
+            continue
+        if isinstance(stmt, cst.BaseCompoundStatement) and not isinstance(stmt, cst.With):
+            return None
+        needed |= _names_read(stmt) - bound
+        picked.append(stmt)
+    # A statement moves when only the loader's own code reads what it binds; it is copied when the loop
+    # still needs it (`path` also gives the label).
+    moved, kept = [], []
+    for stmt in picked:
+        inside = [frontier_stmt, *picked]
+        (moved if _read_only_within(ctx, flow, stmt, inside) else kept).append(stmt)
+    return moved, kept
+
+
+def _read_only_within(ctx, flow, stmt, statements) -> bool:
+    values = []
+    for node in walk(stmt):
+        if isinstance(node, cst.Assign):
+            values += flow.values_at(node.value)
+        elif isinstance(node, cst.WithItem):
+            values += flow.values_at(node.item)
+    for value in values:
+        for user in flow.values:
+            if value in user.ins and user.node is not None and not any(ctx.contains(s, user.node) for s in statements):
+                return False
+    return bool(values)
+
+
+def _reads_only_key_and_settings(ctx, flow, func, loop, stmts, frontier_node, key: str) -> bool:
+    """The loader reads its key, `self` attributes fixed after `__init__`, module names and names
+    bound inside it: nothing else of the function (it runs once per key, outside any batch)."""
+    bound = {key}
+    for stmt in stmts:
+        bound |= _bound_names(stmt)
+    outside = {p.name.value for p in (*func.params.params, *func.params.kwonly_params)} - {"self"}
+    for node in walk(func.body):
+        if isinstance(node, (cst.AssignTarget, cst.For, cst.CompFor)):
+            outside |= {n.value for n in walk(getattr(node, "target")) if isinstance(n, cst.Name)}
+    for part in (*stmts, frontier_node):
+        for name in _names_read(part):
+            if name in bound or name == "self":
+                continue
+            if name in outside:
+                values = [v for node in walk(part) if isinstance(node, cst.Name) and node.value == name
+                          for v in flow.values_at(node)]
+                if not values or not all(v.const for v in values):
+                    return False
+    for part in (*stmts, frontier_node):
+        for node in walk(part):
+            if (attr := is_self_attr(node)) is not None and attr in flow.volatile:
+                return False
+    return True
+
+
+def _names_read(node) -> set[str]:
+    names = set()
+    skip = set()
+    for sub in walk(node):
+        if isinstance(sub, cst.Attribute):
+            skip.add(id(sub.attr))
+        elif isinstance(sub, cst.Arg) and sub.keyword is not None:
+            skip.add(id(sub.keyword))
+    for sub in walk(node):
+        if isinstance(sub, cst.Name) and id(sub) not in skip:
+            names.add(sub.value)
+    return names
+
+
+def _bound_names(stmt) -> set[str]:
+    names = set()
+    for node in walk(stmt):
+        targets = []
+        if isinstance(node, cst.AssignTarget):
+            targets = [node.target]
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr)):
+            targets = [node.target]
+        elif isinstance(node, cst.WithItem) and node.asname is not None:
+            targets = [node.asname.name]
+        for target in targets:
+            if isinstance(target, cst.Name):
+                names.add(target.value)
+            elif isinstance(target, (cst.Tuple, cst.List)):
+                names |= {e.value.value for e in target.elements if isinstance(e.value, cst.Name)}
+    return names
+
+
+def _start(ctx, node):
+    position = ctx.position(node)[0]
+    return (position.row, position.column)
+
+
+def _name_of(frontier_stmt, frontier_node, read: Value) -> str:
+    """A name for the samples: the variable they are assigned to, else what the read reads."""
+    if isinstance(frontier_stmt, cst.SimpleStatementLine) and isinstance(frontier_stmt.body[0], cst.Assign):
+        target = frontier_stmt.body[0].targets[0].target
+        while isinstance(target, cst.Subscript):
+            target = target.value
+        if isinstance(target, cst.Name) and len(target.value) > 2:
+            return re.sub(r"[^0-9A-Za-z_]", "_", target.value.lower()).strip("_") or "sample"
+    return "sample"
+
+
+def _unique(name: str, used: set[str]) -> str:
+    while name in used:
+        name += "_"
+    return name
+
+
+def _loader_method(name: str, key: str, stmts: list, result) -> str:
+    body = [s.with_changes(leading_lines=[l for l in s.leading_lines if l.comment is not None])
+            if hasattr(s, "leading_lines") else s for s in stmts]
+    method = cst.FunctionDef(
+        name=cst.Name(name),
+        params=cst.Parameters([cst.Param(cst.Name("self")), cst.Param(cst.Name(key))]),
+        body=cst.IndentedBlock(body=[*body, cst.SimpleStatementLine([cst.Return(result)])]),
+        leading_lines=[cst.EmptyLine(indent=False)],
+    )
+    return cst.Module([]).code_for_node(method)
+
+
+def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, frontier_stmt, moved, attribute,
+                labels=()):
+    """The rewrite of the loop: one gather for a batch filled row by row, `list(take(keys))` for a
+    comprehension, one row per key otherwise."""
+    from seqlint.analysis.hoisting import deletion_edits, _delete
+
+    keys_code = ctx.code(keys_node)
+    take = f"self.{attribute}.take"
+    if isinstance(loop, (cst.ListComp, cst.GeneratorExp)):
+        if loop.elt is not frontier.node:
+            return [replace(ctx, frontier.node, f"{take}([{key}])[0]")]
+        return [replace(ctx, loop, f"list({take}({keys_code}))")]
+    fill = _fill_target(frontier_stmt, frontier.node, index_name)
+    if fill is not None and isinstance(keys_node, (cst.Name, cst.Attribute)) and index_name is not None:
+        array, rest = fill
+        rest_code = "".join(f", {ctx.code(r)}" for r in rest)
+        lines = [f"{array}[:len({keys_code}){rest_code}] = {take}({keys_code})"]
+        # label arrays built once: one pick per batch, in place of the allocation and the loop's writes
+        lines += [f"{y} = self.{new}[self.{attribute}.rows({keys_code})]" for _s, y, _a, _alloc, _d, new in labels]
+        indent = indentation_of(ctx, loop)
+        first, last = ctx.position(loop)
+        text = "".join(f"{indent}{line}\n" for line in lines)
+        body = _loop_body(loop)
+        gone = [frontier_stmt, *moved, *(s for s, *_rest in labels)]
+        edits = deletion_edits(ctx, [_delete(ctx, alloc) for _s, _y, _a, alloc, _d, _n in labels])
+        if all(any(s is g for g in gone) for s in body):
+            # nothing left in the loop: the gathers take its place (its comments stay above them)
+            edits.append(Edit(text, line_start(first.row), line_start(last.row + 1)))
+        else:
+            edits.append(insert(line_start(first.row), text))
+            edits += deletion_edits(ctx, [_delete(ctx, s) for s in gone])
+        return edits
+    edits = [replace(ctx, frontier.node, f"{take}([{key}])[0]")]
+    if moved:
+        edits += deletion_edits(ctx, [_delete(ctx, s) for s in moved])
+    return edits
+
+
+def _fill_target(stmt, value_node, index_name):
+    """("X", [rest of the index]) for `X[i] = sample`, `X[i,] = sample`, `X[i, ..., 0] = sample`."""
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
+        return None
+    assign = stmt.body[0]
+    if assign.value is not value_node or len(assign.targets) != 1 or index_name is None:
+        return None
+    target = assign.targets[0].target
+    if not (isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name)):
+        return None
+    first = target.slice[0].slice
+    if not (isinstance(first, cst.Index) and isinstance(first.value, cst.Name) and first.value.value == index_name):
+        return None
+    rest = [e.slice.value if isinstance(e.slice, cst.Index) else e.slice for e in target.slice[1:]]
+    if any(index_name in _names_read(r) for r in rest):
+        return None
+    return target.value.value, rest
