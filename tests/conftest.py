@@ -11,6 +11,20 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_seqkit_cache(tmp_path_factory):
+    """Caches that code under test writes without naming a folder (the fixed fixtures' preprocess_once
+    and pack_samples) go to this session's temporary folder, not the user's ~/.cache/seqkit."""
+    if os.environ.get("SEQKIT_CACHE_DIR"):
+        yield
+        return
+    os.environ["SEQKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("seqkit-cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop("SEQKIT_CACHE_DIR", None)
+
+
 @pytest.fixture
 def tiny_model():
     """`tiny_model(input_shapes, outputs=1)`: a compiled model small enough that fit is all data pipeline.

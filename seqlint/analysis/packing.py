@@ -109,9 +109,9 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
     loader_stmts = sorted(moved + kept, key=lambda s: _start(ctx, s))
     if not _reads_only_key_and_settings(ctx, flow, func, loop, loader_stmts, frontier.node, key):
         return None
-    name = _name_of(frontier_stmt, frontier.node, read)
+    name = _name_of(frontier_stmt, frontier.node, loader_stmts)
     method_name = _unique(f"_load_{name}", used_names)
-    attribute = _unique(f"_{name}_samples", used_names | {method_name})
+    attribute = _unique("_samples" if name == "sample" else f"_{name}_samples", used_names | {method_name})
     after = _after_the_stack(ctx, flow, clean, read, loop, key)
     extra_body, result = [], frontier.node
     if after is not None:
@@ -237,8 +237,9 @@ def _sample_frontier(ctx, flow, clean, read: Value) -> Value | None:
     (`self.read(path)`), or a step after either. Follows the read into and out of helpers."""
     current = read
     for _ in range(10_000):
-        steps = [u for u in current.users if _sample_step(clean, u, read)]
-        if len(steps) != 1 or len(current.users) != 1:
+        users = [u for u in current.users if not _unpacked_return(u)]
+        steps = [u for u in users if _sample_step(clean, u, read)]
+        if len(steps) != 1 or len(users) != 1:
             break
         current = steps[0]
     while current.op is Op.PARAM:
@@ -253,6 +254,14 @@ def _sample_step(clean, value: Value, read: Value) -> bool:
         value.data and value.origins == frozenset((read,)) and not value.random
         and value.op not in (Op.PACK, Op.WRITE, Op.LOOP, Op.JOIN, Op.RANDOM, Op.OPAQUE) and "stack" not in value.flags
         and not (value.op is Op.SUBSCRIPT and value.index is not None and not value.index.const)
+    )
+
+
+def _unpacked_return(value: Value) -> bool:
+    """A helper's returned tuple that its call site unpacks (`img, mask = self._load_pair(name)`): the
+    model binds each name to its element, so the tuple as a whole goes nowhere."""
+    return value.op is Op.PACK and bool(value.users) and all(
+        u.op is Op.HELPER and not u.users for u in value.users
     )
 
 
@@ -361,9 +370,13 @@ def _read_only_within(ctx, flow, stmt, statements) -> bool:
             values += flow.values_at(node.value)
         elif isinstance(node, cst.WithItem):
             values += flow.values_at(node.item)
+    # `a, b = self.helper(k)` binds the elements of the tuple the helper returns
+    values += [element for value in values if value.op is Op.HELPER and not value.users
+               for returned in value.ins if returned.op is Op.PACK for element in returned.ins]
     for value in values:
         for user in flow.values:
-            if value in user.ins and user.node is not None and not any(ctx.contains(s, user.node) for s in statements):
+            if value in user.ins and user.node is not None and not _unpacked_return(user) \
+                    and not any(ctx.contains(s, user.node) for s in statements):
                 return False
     return bool(values)
 
@@ -431,14 +444,21 @@ def _start(ctx, node):
     return (position.row, position.column)
 
 
-def _name_of(frontier_stmt, frontier_node, read: Value) -> str:
-    """A name for the samples: the variable they are assigned to, else what the read reads."""
+def _name_of(frontier_stmt, frontier_node, loader_stmts: list) -> str:
+    """A name for the samples: the variable they are assigned to (`images[i] = ...`), else the one the
+    loader's result is computed from (`img` in `x[i] = img / 255.0`), else "sample"."""
+    candidates = []
     if isinstance(frontier_stmt, cst.SimpleStatementLine) and isinstance(frontier_stmt.body[0], cst.Assign):
         target = frontier_stmt.body[0].targets[0].target
         while isinstance(target, cst.Subscript):
             target = target.value
-        if isinstance(target, cst.Name) and len(target.value) > 2:
-            return re.sub(r"[^0-9A-Za-z_]", "_", target.value.lower()).strip("_") or "sample"
+        if isinstance(target, cst.Name):
+            candidates.append(target.value)
+    bound = set().union(*(_bound_names(s) for s in loader_stmts)) if loader_stmts else set()
+    candidates += sorted(_names_read(frontier_node) & bound)
+    for candidate in candidates:
+        if len(candidate) > 2:
+            return re.sub(r"[^0-9A-Za-z_]", "_", candidate.lower()).strip("_") or "sample"
     return "sample"
 
 
