@@ -13,7 +13,8 @@ from seqlint.fixes import ensure_import, indentation_of, insert, line_start, mak
 from seqlint.rules.base import Invalid, Rule
 
 _MEMORY_HINT = "preprocess once: `seqkit.preprocess_once(fn, x)` in `__init__`, or `seqkit.PreprocessedSequence`"
-_FILE_HINT = "read and preprocess once: `seqkit.pack(files, path, transform=fn)`, then `seqkit.MemmapSequence`"
+_FILE_HINT = ("read and preprocess once: SEQ201's unsafe fix packs the read and these steps with "
+              "`seqkit.pack_samples`; or `seqkit.pack(files, path, transform=fn)`, then `seqkit.MemmapSequence`")
 
 
 class PerBatchPreprocessing(Rule):
@@ -41,9 +42,8 @@ Not flagged, on purpose:
 
 **Policy with SEQ201** (file read per batch): both are reported, on their own lines. SEQ201 points at
 the read (`cv2.imread`), SEQ101 at each preprocessing step of what was read (`cv2.resize`, `/ 255.`),
-because the steps are cost of their own and moving them is a separate decision. The hint differs:
-for in-memory data it is `seqkit.preprocess_once` / `PreprocessedSequence`; for file data it is
-`seqkit.pack(files, path, transform=fn)`, which reads and preprocesses once, then `MemmapSequence`.
+because the steps are cost of their own. For file data SEQ201's fix is the one that moves them: its
+loader, packed once, carries the read and the deterministic steps after it.
 
 ## Why is this bad?
 The result for a sample is the same in every epoch, yet it is recomputed for every batch of every
@@ -69,39 +69,31 @@ ds = seqkit.PreprocessedSequence(
 or compute `self.x = seqkit.preprocess_once(fn, x)` in `__init__` and only slice in `__getitem__`.
 
 ## Fix safety
-Three fixes, tried in this order. All three are **safe** only when the preprocessing is proven
-row-wise and deterministic: straight-line NumPy over the batch where every step keeps one result
-per row (element-wise operators and ufuncs with settings, `astype`, `copy`, reductions and FFTs
-over axes other than the first, `x[:, ...]` indexing, `reshape(len(x), ...)`, `x @ W` on a batch
-of rank 2 or more, `to_categorical(y, num_classes=...)`), reading only literals, module names and
-attributes set in `__init__` and never changed per batch or epoch, and never writing into the
-caller's batch. A loop `for i in range(len(b)): t[i] = E(b[i])` (or over `enumerate(b)`) with an
-element-wise `E` becomes `t[:] = E(b)` on the way. Other loops over the rows
-(`for i, text in enumerate(texts)`) are proven row-wise when their body reads only its own row and
-settings, through Python builtins and the non-mutating methods of str, dict and list (trusted by name:
-a custom object with a mutating `get` would fool it), and writes only row `i` of an array made fresh
-in the function: a tokenizer with padding is hoisted whole.
+For in-memory data the fix keeps the class as it is and computes the preprocessing once: `__init__`
+ends with `self.x = seqkit.preprocess_once(f, self.x)`, and per-batch code reads the rows of the
+result where it used to compute them. `f` is a lambda when the steps are one expression, the helper
+itself when per-batch code only passes the rows to it, else a new method `_preprocess_x` holding the
+statements that compute the steps, moved out of `__getitem__` (or the helper it calls) unchanged,
+with the constants they need. The steps are found by following the data (what is a sample, what is
+bookkeeping) through variables, loops over rows, comprehensions, helpers and their returns; they
+stop where randomness, another dataset attribute or the batch's output takes over. When the raw
+rows are still read elsewhere per batch, the result goes to a new attribute (`self._x_preprocessed`)
+instead of replacing `self.x`. Steps written per sample (`[resize(im) for im in self.x[sl]]`,
+`self.x[i] / 255.` in a loop over ids) are applied with `per_sample=True`, one sample at a time, as
+before. Element-wise steps after a gather by index (`self.x[self.order[sl]] / 255.`) run on the
+dataset's rows, before the gather.
 
-1. **Rebase**: when the class holds only data, a batch size and settings, `__len__` is
-   `ceil(len(self.x) / self.batch_size)` and `__getitem__` slices batch `idx` of x and y, preprocesses
-   one of them and returns both, the class is rebased on `seqkit.PreprocessedSequence` with a
-   `preprocess_x`/`preprocess_y` method holding the steps; the slicing boilerplate goes away.
-2. **Helper hoist**: when per-batch code only ever passes a dataset attribute, sliced, to one helper
-   (a method or module function), `self.data = seqkit.preprocess_once(helper, self.data)` is added to
-   `__init__` and the call is replaced by the slice.
-3. **Expression hoist**: otherwise, for `x = self.data[s]` (or `self.data[s]` itself)
-feeding one preprocessing expression `E(x)` in `__getitem__` or a method it calls, it appends
-`self.data = seqkit.preprocess_once(lambda rows: E(rows), self.data)` to `__init__` (adding
-`import seqkit`) and leaves `x` in place of `E(x)`. It is offered only when `E` uses nothing but the
-data, literals, module-level names and attributes never reassigned per batch or epoch, when `x` is
-assigned once and used once, and when `self.data` is read nowhere else per batch.
-
-It is **safe** when `E` is element-wise arithmetic (operators, NumPy ufuncs) with such constants and
-`self.data` is assigned from a NumPy call in `__init__`: each row's result is then the same whether
-computed in a batch or all at once, so the batches are identical. Otherwise (other preprocessing
-calls, or data that may be a list or DataFrame) it is **unsafe**; `preprocess_once` still checks at
-run time, on a probe, that the function is row-wise. Preprocessing of data read from files has no
-fix (it is `seqkit pack`'s job; see SEQ201).
+The fix is **safe** when the batches provably stay identical: per-sample steps; or steps over the batch
+proven row-wise (element-wise operators and ufuncs with settings, `astype`, `copy`, reductions and
+FFTs over axes other than the first, `x[:, ...]`, `reshape(len(x), ...)`, `x @ W`, concatenation and
+stacking along later axes, `to_categorical(y, num_classes=...)`, loops writing only row `i` of a fresh
+array from row `i` alone), reading only literals, module names and attributes set in `__init__` and
+never reassigned per batch or epoch. After a gather or a pick within the rows (a window, a column) the
+steps must be element-wise with scalar settings and no preallocated array may cast the values. An
+attribute of unknown type goes through `np.asarray`, and the fix is unsafe when it may be a Python list
+whose `*` and `+` would repeat or extend it. Otherwise the fix is **unsafe** (shown with
+`--unsafe-fixes`, the reason in its title); `preprocess_once` still checks on a probe, at run time,
+that the function maps rows to rows. Preprocessing of data read from files is fixed through SEQ201.
 """
 
     valid = [

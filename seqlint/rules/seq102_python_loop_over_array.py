@@ -48,6 +48,14 @@ flagged here.
 It also flags a loop that gathers an array one row, or one window `a[s:s + n]`, at a time into a list
 (`for i in rows: parts.append(self.x[i])`): NumPy takes all of them with one index.
 
+And a loop that copies a sequence into an array one element at a time
+(`for j in range(len(seq)): padded[i, j] = seq[j]`, `for j, t in enumerate(tokens): out[i][j] = t`):
+one slice assignment copies them all.
+
+Which values are data is the batch data-flow model's answer (`seqlint/analysis/batchflow.py`): rows
+of a dataset attribute or of what was read, followed through variables, helpers and their returns;
+loops over ids, paths, shapes and settings are bookkeeping and are not reported.
+
 ## Why is this bad?
 Each Python iteration costs around a microsecond of interpreter overhead before any arithmetic is
 done, and the arithmetic itself runs on one row at a time, without SIMD. The same expression applied
@@ -101,6 +109,12 @@ stack has the same shape and dtype. The fix is **safe** when the seed is an empt
 `batch = np.empty((0, d))`): then an empty `rows` gives the seed back either way. Otherwise it is
 **unsafe**: with no rows the loop adds nothing, while the index adds an empty piece that can change the
 stacked dtype or fail its width check, and `np.vstack([])` raises where the index gives an empty array.
+An element-by-element copy becomes one slice assignment: `padded[i, :len(seq)] = seq`, or
+`padded[i, :n] = seq[:n]` for `range(n)` / `range(min(len(seq), n))`. It is **safe** when the bound
+never exceeds the sequence (`len(seq)`, `min(len(seq), n)`, `enumerate(seq)`) and `padded` is an
+ndarray made in the function; otherwise **unsafe** (`range(n)` past the end of `seq` raises in the
+loop, while the slice copies fewer elements). A copy that advances a counter of its own
+(`out[i, k] = box; k += 1`) is reported without a fix.
 A window gather `a[s:s + n]` over a 1-D array becomes `a[starts[:, None] + np.arange(n)]` and is
 **unsafe** too: for a window running past the end the slice is shorter (and the stack raises or mixes
 lengths) where the index raises IndexError, and a negative start reads the array from its end.

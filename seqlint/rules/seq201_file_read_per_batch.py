@@ -24,6 +24,67 @@ _KIND_WORDS = {
 
 _HEAD = "import keras\nimport numpy as np\n"
 
+_CLIPS = """import numpy as np
+import keras
+
+
+class Clips(keras.utils.PyDataset):
+    def __init__(self, ids, labels, root, batch_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.ids, self.labels, self.root = ids, labels, root
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return -(-len(self.ids) // self.batch_size)
+
+    def __getitem__(self, index):
+        batch = self.ids[index * self.batch_size:(index + 1) * self.batch_size]
+        X = np.empty((len(batch), 16), dtype=np.float32)
+        y = np.empty(len(batch), dtype=int)
+        for i, ID in enumerate(batch):
+            X[i] = np.load(f"{self.root}/{ID}.npy") / 100.0
+            y[i] = self.labels[ID]
+        return X, y
+"""
+
+_CLIPS_FIXED = """import numpy as np
+import keras
+import seqkit
+
+
+class Clips(keras.utils.PyDataset):
+    def __init__(self, ids, labels, root, batch_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.ids, self.labels, self.root = ids, labels, root
+        self.batch_size = batch_size
+        self._samples = seqkit.pack_samples(self._load_sample, self.ids)
+        self._labels_by_key = np.asarray([self.labels[k] for k in self._samples.keys], dtype=int)
+
+    def __len__(self):
+        return -(-len(self.ids) // self.batch_size)
+
+    def __getitem__(self, index):
+        batch = self.ids[index * self.batch_size:(index + 1) * self.batch_size]
+        X = np.empty((len(batch), 16), dtype=np.float32)
+        X[:len(batch)] = self._samples.take(batch)
+        y = self._labels_by_key[self._samples.rows(batch)]
+        return X, y
+
+    def _load_sample(self, ID):
+        return np.load(f"{self.root}/{ID}.npy") / 100.0
+"""
+
+_CLIPS_RUNS = """
+import tempfile
+with tempfile.TemporaryDirectory() as root:
+    rng = np.random.default_rng(0)
+    ids = [f"clip{k:02d}" for k in range(10)]
+    for k in ids:
+        np.save(f"{root}/{k}.npy", rng.normal(size=16))
+    ds = Clips(ids, {k: n % 3 for n, k in enumerate(ids)}, root)
+    result = [ds[i] for i in range(len(ds))]
+"""
+
 
 class FileReadPerBatch(Rule):
     code = "SEQ201"
@@ -54,20 +115,45 @@ def __getitem__(self, idx):
 ```
 
 ## Use instead
-Decode everything once into `.npy` arrays and memory-map them. An image folder with one subfolder
-per class:
-```sh
-seqkit pack images/ packed/ --size 224 224     # writes packed/x.npy, packed/y.npy
-```
+Read each sample once with the generator's own loading code, keep the results packed on disk, and
+gather batches from the pack:
 ```python
-train = seqkit.MemmapSequence("packed/x.npy", "packed/y.npy", batch_size=32, shuffle=True, seed=0)
+class Clips(keras.utils.PyDataset):
+    def __init__(self, ids, labels, root, batch_size=32, **kwargs):
+        super().__init__(**kwargs)
+        self.ids, self.labels, self.root, self.batch_size = ids, labels, root, batch_size
+        self._samples = seqkit.pack_samples(self._load_sample, self.ids)   # once
+
+    def _load_sample(self, ID):
+        return np.load(f"{self.root}/{ID}.npy") / 100.0
+
+    def __getitem__(self, index):
+        batch = self.ids[index * self.batch_size:(index + 1) * self.batch_size]
+        return self._samples.take(batch), np.asarray([self.labels[ID] for ID in batch])
 ```
-Other sources (audio, HDF5, CSV rows, per-sample `.npy` files):
-`seqkit.pack((load(p) for p in files), "x.npy")` from Python, then the same `MemmapSequence`.
+`pack_samples` calls the loader once per key (in worker processes when that pays), stores the results
+as one memory-mapped array and rebuilds it when the loader's code, the keys or the files it read
+change. For an image folder with one subfolder per class, `seqkit pack images/ packed/ --size 224 224`
+and `seqkit.MemmapSequence("packed/x.npy", "packed/y.npy", batch_size=32)` do the whole job.
 
 ## Fix safety
-No automatic fix: the packed data lives in new files and the generator changes shape. The finding's
-hint shows the replacement.
+The fix is **unsafe**: it writes a cache to disk (under `$SEQKIT_CACHE_DIR`, else `~/.cache/seqkit`),
+the first epoch pays for reading every sample, and the generator's memory changes. It is offered when
+the batch loops over keys picked from one attribute set in `__init__` (`self.list_IDs[k] for k in
+indexes`, `self.paths[lo:hi]`) and computes each sample from its key alone: the read and the
+deterministic steps after it (through helpers, including a helper returning an image and its mask),
+reading nothing else than the key, literals, module names and attributes never reassigned per batch
+or epoch. That code moves, unchanged, into a loader method; the packed values are exactly what it
+returned, so the batches stay equal. Random augmentation after the read stays in `__getitem__` and
+runs on the packed sample. The loop then becomes one gather (`X[:len(keys)] = self._samples.take(keys)`)
+when it fills a batch array row by row, `list(self._samples.take(keys))` for a comprehension, or one
+packed row per key otherwise; labels looked up per key (`y[i] = self.labels[ID]`) become one array
+built once and indexed by the pack's rows. Element-wise steps applied to the stacked batch right after
+the loop (`x = np.stack(...) / 32768.0`) move into the loader too.
+
+Not fixed: samples of different shapes (ragged text), a batch read from one file (`h5py` rows: open
+the file once per worker instead, or `seqkit.pack` it), and loops whose samples depend on anything
+but their key. Those findings carry a hint.
 """
 
     valid = [
@@ -137,6 +223,13 @@ hint shows the replacement.
             "        return np.load(f'{self.root}/{i}.npy'), frame.values[i]\n\n"
             "    def __len__(self):\n        return 3\n",
             expected=[7, 8],
+        ),
+        # The fix: the loop's read and scaling become a loader packed once; labels one array.
+        Invalid(
+            _CLIPS,
+            expected=[19],
+            fixed=_CLIPS_FIXED,
+            runs=_CLIPS_RUNS,
         ),
     ]
 
