@@ -66,6 +66,9 @@ class FlowTables:
     trailing_axes_methods: frozenset[str]
     layout_functions: frozenset[str]
     layout_methods: frozenset[str]
+    reordering_calls: frozenset[str]
+    permuting_calls: frozenset[str]
+    permuting_methods: frozenset[str]
 
 
 @lru_cache(maxsize=None)
@@ -106,6 +109,43 @@ def volatile_attributes(ctx, seq) -> frozenset[str]:
                     if root is not None:
                         found.add(root)
     return frozenset(found)
+
+
+def only_permuted(ctx, seq, attribute: str) -> bool:
+    """Whether every per-batch or per-epoch change to `self.<attribute>` reorders it and nothing else
+    (`np.random.shuffle(self.ids)`, `self.rng.shuffle(self.order)`, `self.order =
+    np.random.permutation(self.order)`): its values, as a set, stay those `__init__` gave it."""
+    tables = flow_tables()
+
+    def permuting(call) -> bool:
+        if not (isinstance(call, cst.Call) and call.args and _self_root(call.args[0].value) == attribute
+                and isinstance(call.args[0].value, cst.Attribute)):
+            return False
+        qual = ctx.qualified_name(call.func)
+        method = call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+        return qual in tables.permuting_calls or method in tables.permuting_methods
+
+    for func in ctx.batch_functions(seq, (Phase.BATCH, Phase.EPOCH)):
+        for node in walk(func.body):
+            if isinstance(node, cst.Assign):
+                if any(_self_root(part) == attribute for t in node.targets
+                       for part in (walk(t.target) if isinstance(t.target, (cst.Tuple, cst.List)) else (t.target,))):
+                    if not (len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Attribute)
+                            and permuting(node.value)):
+                        return False
+            elif isinstance(node, (cst.AugAssign, cst.AnnAssign)) and _self_root(node.target) == attribute:
+                return False
+            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                    and _self_root(node.func.value) == attribute and (
+                        effects.is_in_place_method(node.func.attr.value)
+                        or node.func.attr.value in tables.container_methods):
+                return False
+            elif isinstance(node, cst.Call) and node.args and _self_root(node.args[0].value) == attribute \
+                    and (effects.writes_first_argument(ctx.qualified_name(node.func))
+                         or (isinstance(node.func, cst.Attribute) and node.func.attr.value == "shuffle")):
+                if not permuting(node):
+                    return False
+    return True
 
 
 def _self_root(expr) -> str | None:

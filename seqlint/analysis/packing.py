@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from seqlint.analysis.batchflow import flow_tables, only_permuted
 from seqlint.analysis.hotpath import is_self_attr, walk
 from seqlint.analysis.regions import SAMPLE, CleanSteps, is_file
 from seqlint.analysis.values import Op, Value
@@ -37,23 +38,29 @@ from seqlint.fixes import indentation_of, insert, line_start, replace
 
 
 @dataclass
-class PackPlan:
-    """How to pack one per-sample read of a Sequence class."""
+class Pack:
+    """One packed cache: `self.<attribute> = seqkit.pack_samples(self.<method_name>, <keys>)`."""
 
-    read: Value                   # the file read
-    func: cst.FunctionDef         # the function holding the loop
-    loop: cst.CSTNode             # the For statement or the comprehension
-    key: str                      # the loop's name for one key
+    attribute: str                # where the pack is kept: `_samples`
+    method_name: str
     keys: str                     # code of every key of the dataset: `self.list_IDs`
     method: str                   # code of the loader method (class-body indentation)
-    method_name: str
-    attribute: str                # where the pack is kept: `_samples`
+
+
+@dataclass
+class PackPlan:
+    """How to pack the per-sample reads behind one file read of a Sequence class."""
+
+    read: Value                   # the file read (the call a SEQ201 finding points at)
+    packs: list[Pack]
     edits: list[Edit] = field(default_factory=list)
-    init_lines: list[str] = field(default_factory=list)  # after the pack_samples line (label arrays)
+    init_lines: list[str] = field(default_factory=list)  # after the pack_samples lines (label arrays)
 
 
 def plan_packs(ctx, seq, flow, clean: CleanSteps) -> dict[int, PackPlan]:
     """read value id -> how to pack it, for the reads seqlint can turn into a packed loader."""
+    from seqlint.analysis.packing_handles import handle_plans
+
     plans: dict[int, PackPlan] = {}
     init = seq.own_methods.get("__init__")
     if init is None or not isinstance(init.body, cst.IndentedBlock) or any(
@@ -67,7 +74,9 @@ def plan_packs(ctx, seq, flow, clean: CleanSteps) -> dict[int, PackPlan]:
         plan = _plan(ctx, seq, flow, clean, read, used_names)
         if plan is not None:
             plans[id(read)] = plan
-            used_names |= {plan.method_name, plan.attribute}
+            used_names |= {name for pack in plan.packs for name in (pack.method_name, pack.attribute)}
+    for plan in handle_plans(ctx, seq, flow, clean, used_names):
+        plans.setdefault(id(plan.read), plan)
     return plans
 
 
@@ -136,7 +145,7 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
         f"self.{name} = np.asarray([self.{attr}[k] for k in self.{attribute}.keys]{', dtype=' + dtype if dtype else ''})"
         for _stmt, _target, attr, _alloc, dtype, name in labels
     ]
-    return PackPlan(read, func, loop, key, keys, method, method_name, attribute, edits, init_lines)
+    return PackPlan(read, [Pack(attribute, method_name, keys, method)], edits, init_lines)
 
 
 def _label_lookups(ctx, flow, func, loop, index_name, key, used: set[str]) -> list[tuple]:
@@ -308,10 +317,22 @@ def _all_keys(ctx, flow, keys_node) -> str | None:
     """`self.list_IDs` when the batch's keys are picked from it (`self.list_IDs[k] for k in indexes`,
     `self.paths[lo:hi]`, `self.files[idx]`): the dataset's every key, for the pack."""
     for value in flow.values_at(keys_node):
-        found = _keys_attribute(value, 0)
+        found = keys_attribute(flow, value)
         if found is not None:
             return found
     return None
+
+
+def keys_attribute(flow, value: Value) -> str | None:
+    """`self.ids` when `value` (a batch's keys) is picked from that attribute, and the attribute holds
+    the same keys for as long as the generator lives (per-epoch shuffles only reorder them)."""
+    found = _keys_attribute(value, 0)
+    if found is None:
+        return None
+    attribute = found.removeprefix("self.")
+    if attribute in flow.volatile and not only_permuted(flow.ctx, flow.seq, attribute):
+        return None
+    return found
 
 
 def _keys_attribute(value: Value, depth: int) -> str | None:
@@ -324,7 +345,7 @@ def _keys_attribute(value: Value, depth: int) -> str | None:
         return _keys_attribute(value.element, depth + 1)
     if value.op in (Op.PARAM, Op.JOIN, Op.HELPER) and value.ins and len({id(v) for v in value.ins}) == 1:
         return _keys_attribute(value.ins[0], depth + 1)
-    if value.op is Op.CALL and "copy" in value.flags and value.ins:
+    if value.op is Op.CALL and value.ins and ("copy" in value.flags or value.qual in flow_tables().reordering_calls):
         return _keys_attribute(value.ins[0], depth + 1)
     return None
 

@@ -74,6 +74,77 @@ class Clips(keras.utils.PyDataset):
         return np.load(f"{self.root}/{ID}.npy") / 100.0
 """
 
+_PATCHES = """import h5py
+import numpy as np
+import keras
+
+
+class Patches(keras.utils.PyDataset):
+    def __init__(self, path, n, batch_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.path, self.batch_size = path, batch_size
+        self.order = np.arange(n)
+
+    def __len__(self):
+        return -(-len(self.order) // self.batch_size)
+
+    def on_epoch_end(self):
+        np.random.shuffle(self.order)
+
+    def __getitem__(self, index):
+        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        with h5py.File(self.path, "r") as f:
+            x = f["x"][rows]
+            y = f["y"][rows]
+        return np.clip(x, 0, 100) / 100.0, y
+"""
+
+_PATCHES_FIXED = """import h5py
+import numpy as np
+import keras
+import seqkit
+
+
+class Patches(keras.utils.PyDataset):
+    def __init__(self, path, n, batch_size=4, **kwargs):
+        super().__init__(**kwargs)
+        self.path, self.batch_size = path, batch_size
+        self.order = np.arange(n)
+        self._x_samples = seqkit.pack_samples(self._load_x, self.order)
+        self._y_samples = seqkit.pack_samples(self._load_y, self.order)
+
+    def __len__(self):
+        return -(-len(self.order) // self.batch_size)
+
+    def on_epoch_end(self):
+        np.random.shuffle(self.order)
+
+    def __getitem__(self, index):
+        rows = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        x = self._x_samples.take(rows)
+        y = self._y_samples.take(rows)
+        return x, y
+
+    def _load_x(self, row):
+        with h5py.File(self.path, "r") as f:
+            x = f["x"][row]
+        return np.clip(x, 0, 100) / 100.0
+
+    def _load_y(self, row):
+        with h5py.File(self.path, "r") as f:
+            return f["y"][row]
+"""
+
+_PATCHES_RUNS = """
+import tempfile
+with tempfile.TemporaryDirectory() as folder:
+    with h5py.File(folder + "/patches.h5", "w") as f:
+        f.create_dataset("x", data=np.random.default_rng(1).integers(-20, 140, size=(10, 3, 3)))
+        f.create_dataset("y", data=np.arange(10) % 4)
+    ds = Patches(folder + "/patches.h5", 10)
+    result = [ds[i] for i in range(len(ds))]
+"""
+
 _CLIPS_RUNS = """
 import tempfile
 with tempfile.TemporaryDirectory() as root:
@@ -151,9 +222,15 @@ packed row per key otherwise; labels looked up per key (`y[i] = self.labels[ID]`
 built once and indexed by the pack's rows. Element-wise steps applied to the stacked batch right after
 the loop (`x = np.stack(...) / 32768.0`) move into the loader too.
 
-Not fixed: samples of different shapes (ragged text), a batch read from one file (`h5py` rows: open
-the file once per worker instead, or `seqkit.pack` it), and loops whose samples depend on anything
-but their key. Those findings carry a hint.
+A file opened per batch to read the batch's rows (`with h5py.File(path) as f: t1 = f["t1"][rows]`,
+`rows` picked from one attribute) is packed the same way: one loader per dataset read, the same code
+with one key in place of `rows`; the element-wise steps after the read go with it, the file is no
+longer opened per batch, and `t1 = self._t1_samples.take(rows)` gathers the same rows in the same order.
+
+The keys' attribute may be shuffled per epoch (`np.random.shuffle(self.ids)`) but not otherwise
+changed: the pack holds the keys `__init__` gave it. Not fixed: samples of different shapes (ragged
+text), loops whose samples depend on anything but their key, and files used for more than reading
+rows. Those findings carry a hint.
 """
 
     valid = [
@@ -231,6 +308,8 @@ but their key. Those findings carry a hint.
             fixed=_CLIPS_FIXED,
             runs=_CLIPS_RUNS,
         ),
+        # An HDF5 file opened per batch for the batch's rows: each dataset packed, the file not opened.
+        Invalid(_PATCHES, expected=[20], fixed=_PATCHES_FIXED, runs=_PATCHES_RUNS),
     ]
 
     def check(self, ctx) -> Iterable[Finding]:
@@ -272,9 +351,13 @@ def _pack_fix(ctx, seq, plan):
     _, end = ctx.position(last)
     members = seq.node.body.body
     member_indent = indentation_of(ctx, members[0])
-    method = "".join(f"{member_indent}{line}\n" if line.strip() else "\n" for line in plan.method.splitlines())
+    methods = "".join(
+        f"{member_indent}{line}\n" if line.strip() else "\n"
+        for pack in plan.packs for line in pack.method.splitlines()
+    )
     _, class_end = ctx.position(members[-1])
-    lines = [f"self.{plan.attribute} = seqkit.pack_samples(self.{plan.method_name}, {plan.keys})", *plan.init_lines]
+    lines = [f"self.{pack.attribute} = seqkit.pack_samples(self.{pack.method_name}, {pack.keys})" for pack in plan.packs]
+    lines += plan.init_lines
     numpy = ensure_import(ctx, "numpy") if plan.init_lines and "numpy" not in ctx.imports.values() else None
     numpy_name = next((n for n, m in ctx.imports.items() if m == "numpy"), "numpy")
     lines = [line.replace("np.asarray(", f"{numpy_name}.asarray(") for line in lines]
@@ -282,13 +365,13 @@ def _pack_fix(ctx, seq, plan):
         *plan.edits,
         numpy,
         insert(line_start(end.row + 1), "".join(f"{indent}{line}\n" for line in lines)),
-        insert(line_start(class_end.row + 1), method),
+        insert(line_start(class_end.row + 1), methods),
         ensure_import(ctx, "seqkit"),
     ]
     return make_fix(
         Applicability.UNSAFE,
-        f"Pack `{plan.method_name}` of every key of `{plan.keys}` once with `seqkit.pack_samples` (writes a "
-        "cache to disk); read the packed rows per batch",
+        f"Pack {' and '.join(f'`{p.method_name}`' for p in plan.packs)} of every key of `{plan.packs[0].keys}` once "
+        "with `seqkit.pack_samples` (writes a cache to disk); read the packed rows per batch",
         edits,
     )
 

@@ -135,6 +135,29 @@ def test_fixed_version_yields_the_same_batches(pair, variant, tmp_path):
         raise AssertionError(f"{pair.name}: unknown UNSAFE_COMPARE {mode!r}")
 
 
+PACKING_CASES = [
+    pytest.param(pair, variant, id=f"{pair.name}-{variant}")
+    for pair in PAIRS for variant in pair.variants if "pack_samples(" in pair.variant(variant).read_text()
+]
+
+
+@pytest.mark.parametrize("pair, variant", PACKING_CASES)
+def test_fixed_class_reuses_its_pack_on_a_second_construction(pair, variant, tmp_path):
+    """SEQ201's fix packs the samples in `__init__`: a second instance on unchanged files reads the pack
+    the first one wrote instead of loading every file again, and serves the same batches."""
+    from seqkit.samples import PackedSamples
+
+    harness, module = pair.harness(), pair.load(variant)
+    first = harness.build(module, tmp_path)
+    second = harness.build(module, tmp_path)
+    packs = [value for value in vars(second).values() if isinstance(value, PackedSamples)]
+    assert packs, f"{pair.name}/{variant}: no PackedSamples attribute on the fixed instance"
+    assert all(pack.reused for pack in packs), [(pack.path, pack.reused) for pack in packs]
+    assert not any(pack.reused for pack in vars(first).values() if isinstance(pack, PackedSamples))
+    if _pairs.preserves_batches(harness, variant):  # (random augmentation: each instance draws its own)
+        _compare(first, second, harness, range(len(first)), 0.0, 0.0)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Training
 
