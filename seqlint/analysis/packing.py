@@ -96,8 +96,6 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
     func = frontier.func
     if not isinstance(func, cst.FunctionDef) or not isinstance(frontier.node, cst.BaseExpression):
         return None
-    if isinstance(frontier.node, (cst.List, cst.ListComp, cst.Tuple, cst.Dict, cst.Set)):
-        return None  # a list per sample (ragged tokens): not rows of one array
     loop = _enclosing_loop(ctx, frontier.node, func)
     if loop is None:
         return None
@@ -105,10 +103,13 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
     if header is None:
         return None
     index_name, key, keys_node = header
-    keys = _all_keys(ctx, flow, keys_node)
-    if keys is None:
-        return None
     frontier_stmt = ctx.statement_of(frontier.node)
+    padded = _padded_row(ctx, flow, func, loop, frontier, index_name)
+    if padded is not None:
+        # the sample is the whole row the batch array ends up with: padding included
+        frontier_stmt, frontier = padded.stmt, _At(padded.stmt.body[0].value)
+    elif _is_list(frontier.node):
+        return None  # a list per sample (ragged tokens) left as it is: not rows of one array
     body = _loop_body(loop)
     slice_stmts = _backward_slice(ctx, flow, frontier_stmt, frontier.node, body, key)
     if slice_stmts is None:
@@ -118,12 +119,23 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
     loader_stmts = sorted(moved + kept, key=lambda s: _start(ctx, s))
     if not _reads_only_key_and_settings(ctx, flow, func, loop, loader_stmts, frontier.node, key):
         return None
+    if padded is not None and not all(_reads_only_key_and_settings(ctx, flow, func, loop, [], part, key)
+                                      for part in padded.row_parts()):
+        return None
+    keys = _all_keys(ctx, flow, keys_node) or _indexed_keys(flow, key, [*loader_stmts, frontier.node])
+    if keys is None:
+        return None
     name = _name_of(frontier_stmt, frontier.node, loader_stmts)
     method_name = _unique(f"_load_{name}", used_names)
     attribute = _unique("_samples" if name == "sample" else f"_{name}_samples", used_names | {method_name})
     after = _after_the_stack(ctx, flow, clean, read, loop, key)
     extra_body, result = [], frontier.node
-    if after is not None:
+    if padded is not None:
+        row = _fresh_name(f"{padded.array}_row", [*loader_stmts, frontier.node])
+        extra_body = [cst.parse_statement(f"{row} = {padded.row_allocation(ctx)}\n"),
+                      cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(padded.row_target(row))], frontier.node)])]
+        result = cst.Name(row)
+    elif after is not None:
         # Element-wise steps on the stacked samples run on each sample inside the loader instead.
         extra_body = [cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(after.param))], frontier.node)]),
                       *after.body]
@@ -131,7 +143,7 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
     method = _loader_method(method_name, key, [*loader_stmts, *extra_body], result)
     labels = _label_lookups(ctx, flow, func, loop, index_name, key, used_names | {method_name, attribute})
     edits = _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, frontier_stmt, moved, attribute,
-                        labels)
+                        labels, whole_rows=padded is not None)
     if edits is None:
         return None
     if after is not None:
@@ -247,7 +259,7 @@ def _sample_frontier(ctx, flow, clean, read: Value) -> Value | None:
     current = read
     for _ in range(10_000):
         users = [u for u in current.users if not _unpacked_return(u)]
-        steps = [u for u in users if _sample_step(clean, u, read)]
+        steps = [u for u in users if _sample_step(flow, u, read)]
         if len(steps) != 1 or len(users) != 1:
             break
         current = steps[0]
@@ -256,12 +268,18 @@ def _sample_frontier(ctx, flow, clean, read: Value) -> Value | None:
     return current if id(current) in flow.live else None
 
 
-def _sample_step(clean, value: Value, read: Value) -> bool:
+def _sample_step(flow, value: Value, read: Value) -> bool:
     """A step on the read sample alone: the user's own code, packed as it is, so any deterministic step
-    qualifies (a DataFrame's `ffill()` as well as a known preprocessing call), but no random one."""
+    qualifies (a DataFrame's `ffill()` as well as a known preprocessing call, a comprehension over the
+    sample's own tokens), but no random one."""
+    if not (value.data and value.origins == frozenset((read,)) and not value.random):
+        return False
+    if value.op is Op.PACK and isinstance(value.node, (cst.ListComp, cst.GeneratorExp)):
+        # over the sample's parts (`[vocab.get(w) for w in text.split()]`), not over the batch's keys
+        parts = flow.values_at(value.node.for_in.iter)
+        return bool(parts) and all(p.data and p.origins == frozenset((read,)) for p in parts)
     return (
-        value.data and value.origins == frozenset((read,)) and not value.random
-        and value.op not in (Op.PACK, Op.WRITE, Op.LOOP, Op.JOIN, Op.RANDOM, Op.OPAQUE) and "stack" not in value.flags
+        value.op not in (Op.PACK, Op.WRITE, Op.LOOP, Op.JOIN, Op.RANDOM, Op.OPAQUE) and "stack" not in value.flags
         and not (value.op is Op.SUBSCRIPT and value.index is not None and not value.index.const)
     )
 
@@ -502,7 +520,7 @@ def _loader_method(name: str, key: str, stmts: list, result) -> str:
 
 
 def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, frontier_stmt, moved, attribute,
-                labels=()):
+                labels=(), whole_rows=False):
     """The rewrite of the loop: one gather for a batch filled row by row, `list(take(keys))` for a
     comprehension, one row per key otherwise."""
     from seqlint.analysis.hoisting import deletion_edits, _delete
@@ -514,6 +532,10 @@ def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, fro
             return [replace(ctx, frontier.node, f"{take}([{key}])[0]")]
         return [replace(ctx, loop, f"list({take}({keys_code}))")]
     fill = _fill_target(frontier_stmt, frontier.node, index_name)
+    if fill is not None and whole_rows:
+        fill = fill[0], []  # the packed rows are whole padded rows
+    elif whole_rows:
+        return None
     if fill is not None and isinstance(keys_node, (cst.Name, cst.Attribute)) and index_name is not None:
         array, rest = fill
         rest_code = "".join(f", {ctx.code(r)}" for r in rest)
@@ -537,6 +559,130 @@ def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, fro
     if moved:
         edits += deletion_edits(ctx, [_delete(ctx, s) for s in moved])
     return edits
+
+
+def _is_list(node) -> bool:
+    """A list written out (`[...]`, a comprehension), or a slice of one: a Python list per sample."""
+    while isinstance(node, cst.Subscript):
+        node = node.value
+    return isinstance(node, (cst.List, cst.ListComp, cst.Tuple, cst.Dict, cst.Set))
+
+
+@dataclass
+class _At:
+    """Where the sample is, when it is not one value of the model (the name a padding write reads)."""
+
+    node: cst.BaseExpression
+
+
+@dataclass
+class _Padded:
+    """`x[i, :len(ids)] = ids` into `x = np.full((len(keys), maxlen), PAD, dtype=np.int32)`: each row of
+    `x` is the allocation's fill with the sample written over its start."""
+
+    stmt: cst.CSTNode             # the write
+    value: Value                  # what is written (the sample)
+    array: str
+    allocation: cst.Call
+    rest: list                    # the write's index after the row: [`:len(ids)`]
+
+    def row_parts(self) -> list:
+        """What one row's allocation reads: the shape after the batch axis, the fill, the dtype."""
+        return [e.value for e in self.allocation.args[0].value.elements[1:]] + [a.value for a in self.allocation.args[1:]]
+
+    def row_allocation(self, ctx) -> str:
+        shape = self.allocation.args[0].value
+        rest = [e.value for e in shape.elements[1:]]
+        others = "".join(f", {a.keyword.value + '=' if a.keyword else ''}{ctx.code(a.value)}"
+                         for a in self.allocation.args[1:])
+        inner = ", ".join(ctx.code(r) for r in rest) + ("," if len(rest) == 1 else "")
+        return f"{ctx.code(self.allocation.func)}(({inner}){others})"
+
+    def row_target(self, row: str) -> cst.BaseExpression:
+        return cst.Subscript(cst.Name(row), [cst.SubscriptElement(cst.Index(r) if not isinstance(r, cst.Slice) else r)
+                                             for r in self.rest])
+
+
+def _padded_row(ctx, flow, func, loop, frontier: Value, index_name) -> _Padded | None:
+    """The padding write of a ragged sample into a batch array filled with a constant, if that is what
+    the loop does with it."""
+    if index_name is None or not isinstance(loop, cst.For) or len(frontier.users) != 1:
+        return None
+    write = frontier.users[0]
+    if write.op is not Op.WRITE:
+        return None
+    stmt = ctx.statement_of(write.node)
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)
+            and len(stmt.body[0].targets) == 1 and all(s is not stmt for s in ()) and ctx.contains(loop, stmt)):
+        return None
+    assign = stmt.body[0]
+    if frontier not in flow.values_at(assign.value):
+        return None
+    fill = _fill_target(stmt, assign.value, index_name)
+    if fill is None or not fill[1]:
+        return None
+    array, rest = fill
+    written = _names_read(assign.value)
+    if not (_is_list(frontier.node) or any(_names_read(r) & written for r in rest)):
+        return None  # an array written into a fixed part of the row (`y[i, ..., 0] = m`): a plain fill
+    allocations = [s for s in func.body.body if isinstance(s, cst.SimpleStatementLine) and len(s.body) == 1
+                   and isinstance(s.body[0], cst.Assign) and len(s.body[0].targets) == 1
+                   and isinstance(s.body[0].targets[0].target, cst.Name) and s.body[0].targets[0].target.value == array]
+    if len(allocations) != 1 or _start(ctx, allocations[0]) > _start(ctx, loop):
+        return None
+    call = allocations[0].body[0].value
+    if not (isinstance(call, cst.Call) and ctx.qualified_name(call.func) in ("numpy.full", "numpy.zeros", "numpy.ones")
+            and call.args and call.args[0].keyword is None and isinstance(call.args[0].value, cst.Tuple)
+            and len(call.args[0].value.elements) >= 2 and not any(a.star for a in call.args)):
+        return None
+    # nothing else writes into the array
+    writes = [n for n in walk(func.body) if isinstance(n, (cst.AssignTarget, cst.AugAssign)) and
+              _root_name(n.target) == array]
+    if len(writes) != 2:
+        return None
+    rest_nodes = [e.slice for e in stmt.body[0].targets[0].target.slice[1:]]
+    rest_nodes = [r.value if isinstance(r, cst.Index) else r for r in rest_nodes]
+    padded = _Padded(stmt, frontier, array, call, rest_nodes)
+    # the row's allocation moves into the loader: it may read settings, not the function's locals
+    local = {p.name.value for p in (*func.params.params, *func.params.kwonly_params)} | {
+        n.value for node in walk(func.body) if isinstance(node, (cst.AssignTarget, cst.For, cst.WithItem))
+        for n in walk(getattr(node, "target", None) or getattr(node, "asname", None) or cst.Name("_"))
+        if isinstance(n, cst.Name)}
+    if any(_names_read(part) & (local - {"self"}) for part in padded.row_parts()):
+        return None
+    return padded
+
+
+def _indexed_keys(flow, key: str, parts: list) -> str | None:
+    """`range(len(self.paths))` when the loader uses its key only to index one attribute that no batch or
+    epoch changes (`path = self.paths[k]`): the keys are that attribute's positions."""
+    attributes = set()
+    for part in parts:
+        for node in walk(part):
+            if isinstance(node, cst.Subscript) and (attr := is_self_attr(node.value)) is not None \
+                    and len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index) \
+                    and isinstance(node.slice[0].slice.value, cst.Name) and node.slice[0].slice.value.value == key:
+                attributes.add(attr)
+    uses = sum(1 for part in parts for node in walk(part) if isinstance(node, cst.Name) and node.value == key)
+    indexed = sum(1 for part in parts for node in walk(part) if isinstance(node, cst.Subscript)
+                  and is_self_attr(node.value) in attributes and isinstance(node.slice[0].slice, cst.Index)
+                  and isinstance(node.slice[0].slice.value, cst.Name) and node.slice[0].slice.value.value == key)
+    if len(attributes) != 1 or uses != indexed:
+        return None
+    (attribute,) = attributes
+    if attribute in flow.volatile:
+        return None  # reordered per epoch: position k would name another sample
+    return f"range(len(self.{attribute}))"
+
+
+def _fresh_name(base: str, parts: list) -> str:
+    taken = set()
+    for part in parts:
+        taken |= _names_read(part) | (_bound_names(part) if isinstance(part, cst.BaseStatement) else set())
+    name = base
+    while name in taken:
+        name += "_"
+    return name
 
 
 def _fill_target(stmt, value_node, index_name):
