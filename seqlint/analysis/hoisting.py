@@ -28,7 +28,7 @@ import libcst as cst
 
 from seqlint.analysis.hotpath import Phase, is_self_attr, walk
 from seqlint.analysis.batchflow import flow_tables
-from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, location, regions
+from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, location, pads_rows, regions
 from seqlint.analysis.regions import trailing as trailing_step
 from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy
 from seqlint.analysis.rowwise import RowWiseProof, is_module_name, vectorised_loop
@@ -51,6 +51,9 @@ class Hoist:
     edits: list[Edit] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
     new_attribute: str | None = None  # the result goes here, not into the attribute itself
+    # The steps applied to the whole attribute at once, without preprocess_once: for rows that may be
+    # ragged Python lists (token ids before pad_sequences), which preprocess_once cannot take.
+    direct: str | None = None
 
     @property
     def source(self) -> str:
@@ -150,6 +153,7 @@ def _plan(ctx, seq, flow, loc: tuple, extractions: list, target: str | None) -> 
         if other:
             safe, reason = False, f"`{attribute_code(loc)}` is also read by {other}, which would see the preprocessed rows"
     function, method = first.function_code(ctx, seq, loc)
+    direct = first.direct_code(function, attribute_code(loc)) if first.pads_ragged_rows(ctx) else None
     return Hoist(
         location=loc,
         function=function,
@@ -161,6 +165,7 @@ def _plan(ctx, seq, flow, loc: tuple, extractions: list, target: str | None) -> 
         edits=edits,
         regions=[e.region for e in extractions],
         new_attribute=target,
+        direct=direct,
     )
 
 
@@ -396,6 +401,16 @@ class _Extraction:
             and not any(_within(ctx, r, origin_stmt) for r in _reads(ctx, func, bound_name))
         )
         renamed = renamed and parent is not None
+        # `pad_sequences` both pads the gathered rows and stacks them into one array: moved before the
+        # gather, the stacking stays behind as `np.asarray(rows)` (a list of padded rows otherwise).
+        stacks = region.gather is not None and any(pads_rows(v) for v in region.steps)
+        wrap = str
+        if stacks:
+            numpy_name = next((name for name, module in ctx.imports.items() if module == "numpy"), None)
+            if numpy_name is None:
+                return None
+            renamed = False
+            wrap = lambda text: f"{numpy_name}.asarray({text})"  # noqa: E731
         if renamed:
             edits.append(replace(ctx, parent.targets[0].target, bound_name))
         # `batch_x = self.x[s].copy()` ... `batch_x[:] = ...`: the read stays where it was, as
@@ -407,24 +422,24 @@ class _Extraction:
             frontier_stmt.body[0], cst.Assign
         ) and frontier_stmt.body[0].value is frontier.node:
             result = frontier.node.visit(_Swap(swaps))
-            if (holder == bound_name or renamed) and not copy:
+            if (holder == bound_name or renamed) and not copy and not stacks:
                 deleted.append(_delete(ctx, frontier_stmt))
             else:
-                edits.append(replace(ctx, frontier.node, holder + copy))
+                edits.append(replace(ctx, frontier.node, wrap(holder + copy)))
         elif frontier_stmt is not None:
             body.append(frontier_stmt.visit(_Swap(swaps)))
             result = cst.Name(bound_name)
-            if (holder == bound_name or renamed) and not copy:
+            if (holder == bound_name or renamed) and not copy and not stacks:
                 deleted.append(_delete(ctx, frontier_stmt))
             elif early is not None:
                 deleted.append(_delete(ctx, frontier_stmt))
-                edits.append(_replace_statement(ctx, early, f"{bound_name} = {holder}{copy}"))
+                edits.append(_replace_statement(ctx, early, f"{bound_name} = {wrap(holder + copy)}"))
                 chain = [c for c in chain if c is not early]
             else:
-                edits.append(_replace_statement(ctx, frontier_stmt, f"{bound_name} = {holder}{copy}"))
+                edits.append(_replace_statement(ctx, frontier_stmt, f"{bound_name} = {wrap(holder + copy)}"))
         else:
             result = frontier.node.visit(_Swap(swaps))
-            edits.append(replace(ctx, frontier.node, holder + copy))
+            edits.append(replace(ctx, frontier.node, wrap(holder + copy)))
         deleted += [_delete(ctx, stmt) for stmt in chain]
         if target is not None and not inline:
             # the read stays where it is and takes its rows from the new attribute
@@ -468,6 +483,22 @@ class _Extraction:
         ):
             return None
         return cst.Module([]).code_for_node(result.func)
+
+    def pads_ragged_rows(self, ctx) -> bool:
+        """A step makes ragged rows one width (`pad_sequences(seqs, maxlen=...)`): the rows before it may
+        be Python lists of different lengths."""
+        from seqlint.analysis.rowwise import call_table
+
+        widths = call_table().fixed_width
+        return any(v.op is Op.CALL and v.qual in widths for v in self.region.steps)
+
+    def direct_code(self, function: str, source: str) -> str:
+        """The steps applied to `source` itself: the lambda's expression, or a call of the function."""
+        if function.startswith("lambda ") and not self.body:
+            names = {id(n): cst.parse_expression(source) for n in walk(self.result)
+                     if isinstance(n, cst.Name) and n.value == self.param}
+            return cst.Module([]).code_for_node(self.result.visit(_Swap(names)))
+        return f"{function}({source})"
 
     def function_code(self, ctx, seq, loc: tuple) -> tuple[str, str | None]:
         reference = self.helper_reference()
@@ -517,11 +548,14 @@ class _Extraction:
             # Steps moved before a gather, or onto whole rows of which the read picks a part (a window,
             # a column): they commute with the picking only when they are element-wise with scalar
             # settings, and when no gather casts the values into an array of another dtype.
-            if not self.trailing_only:
+            # (padding each row to a fixed width commutes with gathering whole rows, not with picks)
+            padding = [v for v in region.steps if pads_rows(v)] if not picks_within else []
+            if not all(trailing_step(v) or v in padding for v in region.steps):
                 return False, "the steps are not all element-wise"
             if any(v.op in (Op.LOOP, Op.WRITE) and v.element is None for v in region.gathering):
                 return False, "the rows are copied into a preallocated array, whose dtype may differ"
-            if not all(_scalar_setting(ctx, flow, u) for v in region.steps for u in v.ins if not u.data):
+            if not all(_scalar_setting(ctx, flow, u) for v in region.steps if v not in padding
+                       for u in v.ins if not u.data):
                 return False, "a setting of the steps may not be a single number"
             return True, ""
         if self.unit is None:
@@ -1019,6 +1053,12 @@ def _helper_proof(ctx, seq, helper, consts: set[str], functions, helpers=None) -
 def init_line(plan: Hoist, numpy_name: str) -> str:
     """The statement ending `__init__`."""
     source = plan.source
+    if plan.direct is not None:
+        call = plan.direct
+        if len(plan.location) == 1 or plan.new_attribute:
+            return f"{plan.target} = {call}"
+        head = attribute_code(plan.location[:1])
+        return f"{head} = {{**{head}, {plan.location[1]!r}: {call}}}"
     argument = f"{numpy_name}.asarray({source})" if plan.as_array else source
     options = ", per_sample=True" if plan.per_sample else ""
     call = f"seqkit.preprocess_once({plan.function}, {argument}{options})"

@@ -326,6 +326,9 @@ class CleanSteps:
         if qual in elementwise_arithmetic() or qual in elementwise_numpy() or _keras_name(qual) in tables.trailing_axes_functions \
                 or qual in tables.trailing_axes_functions:
             return True
+        if qual in call_table().fixed_width and unit != SAMPLE:
+            # padding a batch to its own longest row is a statistic of the batch, not a step to do once
+            return True if pads_rows(v) else None
         table = preprocessing_table()
         if table.is_function(qual) or table.is_function(_keras_name(qual)) or qual in call_table().one_hot:
             return True
@@ -519,6 +522,22 @@ def elementwise(value: Value) -> bool:
     return False
 
 
+def pads_rows(value: Value) -> bool:
+    """`pad_sequences(rows, maxlen=N)`: each row padded or cut to a width fixed by a setting, whatever
+    the other rows are, so it commutes with gathering rows (not with picking parts of them)."""
+    from seqlint.analysis.rowwise import call_table
+
+    keyword = call_table().fixed_width.get(value.qual or "") if value.op is Op.CALL else None
+    if keyword is None or not isinstance(value.node, cst.Call):
+        return False
+    args = [a for a in value.node.args if a.keyword is None]
+    given = {a.keyword.value: a.value for a in value.node.args if a.keyword is not None}
+    if len(args) != 1 or keyword not in given or (isinstance(given[keyword], cst.Name) and given[keyword].value == "None"):
+        return False
+    # the width and every other option settings (not `maxlen=max(len(s) for s in batch)`), one input of rows
+    return sum(1 for u in value.ins if u.data) == 1 and all(u.const for u in value.ins if not u.data)
+
+
 def _after_gather(flow, region: Region, everyone: dict) -> Region | None:
     """The element-wise steps after the source's rows were gathered, as a region of their own: they can
     be applied to the dataset's rows before the gather instead, leaving the gather where it is."""
@@ -527,7 +546,7 @@ def _after_gather(flow, region: Region, everyone: dict) -> Region | None:
     if last_move is None or last_move == len(steps) - 1:
         return None
     gathered, rest = steps[last_move], steps[last_move + 1:]
-    if any(moves(v) or not elementwise(v) for v in rest):
+    if any(moves(v) or not (elementwise(v) or pads_rows(v)) for v in rest):
         return None
     rest_ids = {id(v) for v in rest}
     if any(id(u) not in rest_ids for u in everyone.get(id(gathered), ())):

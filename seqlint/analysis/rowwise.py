@@ -28,6 +28,7 @@ class CallTable:
     axis_transforms: frozenset[str]
     like: dict[str, bool]
     one_hot: dict[str, str]
+    fixed_width: dict[str, str]
     constant_calls: frozenset[str]
     per_row_builtins: frozenset[str]
     per_row_methods: frozenset[str]
@@ -42,6 +43,7 @@ def call_table() -> CallTable:
         axis_transforms=frozenset(data["axis_transforms"]),
         like=dict(data["like"]),
         one_hot=dict(data["one_hot"]),
+        fixed_width=dict(data["fixed_width"]),
         constant_calls=frozenset(data["constant"]["calls"]),
         per_row_builtins=frozenset(data["per_row"]["builtins"]),
         per_row_methods=frozenset(data["per_row"]["methods"]),
@@ -284,6 +286,12 @@ class RowWiseProof:
             classes = args[1].value if len(args) == 2 else keywords.get(count)
             if labels is not None and set(keywords) <= {count} and classes is not None and self.is_fixed(classes):
                 return Rows(None, 2, True)  # the class count fixed: one more axis, the same for every batch
+            return None
+        if qual in table.fixed_width:
+            width = keywords.get(table.fixed_width[qual])
+            rows = self.rows(args[0].value) if len(args) == 1 else None
+            if rows is not None and width is not None and all(self.is_fixed(v) for v in keywords.values()):
+                return Rows(None, 2, True)  # each row padded or cut to the width alone
             return None
         if qual in elementwise_arithmetic() and not keywords:
             return self.combine([a.value for a in args])

@@ -594,8 +594,8 @@ def _covering_step(ctx, flow, clean, group):
     first = group[0][0]
     statement = ctx.statement_of(first)
     for ancestor in ctx.ancestors(first):
-        if ancestor is statement:
-            return None
+        if ancestor is statement or isinstance(ancestor, (cst.Tuple, cst.List, cst.Dict, cst.Set)):
+            return None  # a batch's parts put together (`return x / 255., to_categorical(y)`): each apart
         if isinstance(ancestor, cst.BaseExpression) and all(ctx.contains(ancestor, node) for node, _v, _s in group):
             if any((st := clean.of(v)) is not None and st.source is source for v in flow.values_at(ancestor)):
                 return ancestor
@@ -643,7 +643,7 @@ def _hoist_fix(ctx, seq, plan):
     indent = indentation_of(ctx, last)
     numpy_name = next((name for name, module in ctx.imports.items() if module == "numpy"), None)
     edits = list(plan.edits)
-    if plan.as_array and numpy_name is None:
+    if plan.as_array and plan.direct is None and numpy_name is None:
         numpy_name = "numpy"
         edits.append(ensure_import(ctx, "numpy"))
     line = init_line(plan, numpy_name or "np")
@@ -657,8 +657,11 @@ def _hoist_fix(ctx, seq, plan):
         )
         _, class_end = ctx.position(members[-1])
         edits.append(insert(line_start(class_end.row + 1), text))
-    edits.append(ensure_import(ctx, "seqkit"))
-    title = f"Preprocess `{plan.target}` once at the end of `__init__` with `seqkit.preprocess_once`"
+    if plan.direct is None:
+        edits.append(ensure_import(ctx, "seqkit"))
+        title = f"Preprocess `{plan.target}` once at the end of `__init__` with `seqkit.preprocess_once`"
+    else:
+        title = f"Preprocess `{plan.target}` once at the end of `__init__` (all rows in one call)"
     if not plan.safe:
         title += f" (unsafe: {plan.reason})"
     return make_fix(Applicability.SAFE if plan.safe else Applicability.UNSAFE, title, edits)
