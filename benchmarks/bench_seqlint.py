@@ -12,10 +12,20 @@ starts it (interpreter start included), median of several runs, for a real gener
 plain module (skipped by the prefilter).
 
 Targets (issue 4): faster than Fixit on the same tree; a one-file check under 0.5 s.
+
+Growth (issue 13 §4): seqlint's analysis must be linear in the file's size. Each shape of
+benchmarks/seqlint_shapes.py (a 5,000-term expression chain, 2,000 classes in 42k lines: both took
+over 120 s) is checked at size n and 4n, each in a fresh process with a 120 s budget, timing libcst's
+parse, the shared analysis and every rule apart. Linear work takes ~4x as long at 4n, quadratic ~16x;
+above GROWTH_LIMIT the bench fails, naming the rule. libcst's own parser is timed but not held to it:
+its native code is quadratic on long left-associative chains (upstream; seqlint cannot change it).
+`python -m benchmarks.bench_seqlint --growth` runs this part alone.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import statistics
@@ -26,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import Target, markdown_table, print_table, record_section
+from benchmarks.common import Target, console, markdown_table, print_table, record_section
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -57,7 +67,7 @@ def timed(cmd: list[str], timeout: float, cwd: Path = ROOT) -> tuple[float, int 
 def seqlint_parsed_count(paths: list[Path]) -> int:
     """How many files seqlint's prefilter lets through to the parser (measured, not timed)."""
     from seqlint.config import Overrides, load_settings
-    from seqlint.engine import ProjectIndex, all_rules
+    from seqlint.engine import ProjectIndex, all_rules, module_wide_tokens
     from seqlint.runner import discover, display_name, read_source
 
     settings = load_settings([str(p) for p in paths], Overrides(), [r.code for r in all_rules()])
@@ -68,7 +78,8 @@ def seqlint_parsed_count(paths: list[Path]) -> int:
         if hasattr(read, "text"):
             sources[read.name] = read.text
     index = ProjectIndex.build(sources)
-    return sum(index.may_matter(text) for text in sources.values())
+    tokens = module_wide_tokens()
+    return sum(index.may_matter(text, tokens) for text in sources.values())
 
 
 def tree_rows(tree: Path) -> tuple[list[dict], dict[str, float]]:
@@ -116,7 +127,110 @@ def one_file_rows() -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------------------
+# Growth: time at n and at 4n
+
+GROWTH_SIZES = {"chain": 1250, "classes": 500}  # 4n: the issue's 5,000 terms and 2,000 classes
+GROWTH_LIMIT = 6.0  # t(4n) / t(n): linear ~4 (plus timer noise), quadratic ~16
+GROWTH_BUDGET_S = 120.0  # per process, the issue's figure: beyond it the work is far from linear
+GROWTH_FLOOR_S = 0.05  # steps faster than this at 4n are too small to time; never judged
+
+
+def measure_growth_step(shape: str, n: int) -> None:
+    """In a fresh process: time parse, shared analysis and each rule on SHAPES[shape](n); one JSON
+    line per step as it finishes, so that a step that blows the budget is known by the last line."""
+    from benchmarks.seqlint_shapes import SHAPES
+    from seqlint.analysis.context import ModuleContext
+    from seqlint.engine import all_rules, build_context, parse
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+    source = SHAPES[shape](n)
+    build_context(SHAPES[shape](2), "warm.py")  # imports and tables, outside the timings
+
+    def emit(step: str, seconds: float) -> None:
+        print(json.dumps({"step": step, "seconds": seconds}), flush=True)
+
+    start = time.perf_counter()
+    module = parse(source, f"{shape}.py")
+    emit("libcst parse", time.perf_counter() - start)
+    start = time.perf_counter()
+    ctx = ModuleContext(source, f"{shape}.py", module)  # imports, Sequence classes, call graph...
+    ctx.position(ctx.module)  # ... and positions, which every finding needs
+    emit("context", time.perf_counter() - start)
+    for rule in all_rules():
+        start = time.perf_counter()
+        list(rule().check(ctx))
+        emit(rule.code, time.perf_counter() - start)
+
+
+def _run_growth_step(shape: str, n: int) -> tuple[dict[str, float], str | None]:
+    """({step: seconds}, the step still running when the budget ran out, or None)."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_seqlint", "--measure", shape, str(n)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        out, _ = proc.communicate(timeout=GROWTH_BUDGET_S)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        timed_out = True
+    steps = {}
+    for line in out.splitlines():
+        record = json.loads(line)
+        steps[record["step"]] = record["seconds"]
+    if not timed_out:
+        return steps, None
+    from seqlint.engine import all_rules
+
+    order = ["libcst parse", "context", *(rule.code for rule in all_rules())]
+    running = next((step for step in order if step not in steps), "?")
+    return steps, running
+
+
+def growth_rows() -> tuple[list[dict], dict[str, Target], list[str]]:
+    rows, targets, failures = [], {}, []
+    for shape, n in GROWTH_SIZES.items():
+        small, small_hung = _run_growth_step(shape, n)
+        large, large_hung = _run_growth_step(shape, 4 * n)
+        worst_ratio, worst_step = 0.0, ""
+        for step in small:
+            if step not in large:
+                continue
+            ratio = large[step] / max(small[step], 1e-9)
+            judged = step != "libcst parse" and large[step] >= GROWTH_FLOOR_S
+            rows.append({"shape": shape, "step": step, "n": n, "s at n": small[step], "s at 4n": large[step],
+                         "growth": ratio, "judged": "yes" if judged else "no (upstream)" if step == "libcst parse"
+                         else "no (too fast to time)"})
+            if judged and ratio > GROWTH_LIMIT:
+                failures.append(f"{shape}: {step} took {ratio:.1f}x as long for 4x the input "
+                                f"(linear ~4x, quadratic ~16x; limit {GROWTH_LIMIT:g}x)")
+            if judged and ratio > worst_ratio:
+                worst_ratio, worst_step = ratio, step
+        hung = small_hung or large_hung
+        if hung:
+            size = n if small_hung else 4 * n
+            rows.append({"shape": shape, "step": hung, "n": n, "s at n": small.get(hung, float("nan")),
+                         "s at 4n": float("nan"), "growth": float("inf"), "judged": f"over {GROWTH_BUDGET_S:.0f} s"})
+            failures.append(f"{shape}: {hung} did not finish within {GROWTH_BUDGET_S:.0f} s at size {size}")
+            worst_ratio, worst_step = float("inf"), hung
+        targets[f"analysis growth at 4x input, {shape} (worst: {worst_step})"] = Target(
+            worst_ratio, GROWTH_LIMIT, higher_is_better=False)
+    return rows, targets, failures
+
+
+def report_growth() -> dict[str, Target]:
+    rows, targets, failures = growth_rows()
+    print_table(f"Analysis time at n and 4n (fresh process each, {GROWTH_BUDGET_S:.0f} s budget)", rows)
+    for failure in failures:
+        console.print(f"[bold red]SUPER-LINEAR GROWTH:[/] {failure}")
+    if not failures:
+        console.print("[green]seqlint's analysis grows linearly on every shape.[/]")
+    return targets
+
+
 def main() -> dict[str, Target]:
+    growth = report_growth()
     with tempfile.TemporaryDirectory(prefix="bench_seqlint_") as tmp:
         tree = Path(tmp) / "keras"
         shutil.copytree(KERAS, tree, ignore=shutil.ignore_patterns("__pycache__"))
@@ -128,6 +242,7 @@ def main() -> dict[str, Target]:
         "seqlint vs fixit, files/s on keras": Target(rates["seqlint"] / rates["fixit"], 1.0),
         "seqlint vs pylint, files/s on keras (subset)": Target(rates["seqlint"] / rates["pylint"], 1.0),
         "one-file check, generator (s)": Target(single[0]["median s"], 0.5, higher_is_better=False, unit=" s"),
+        **growth,
     }
     record_section(
         "bench_seqlint",
@@ -139,4 +254,13 @@ def main() -> dict[str, Target]:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_seqlint")
+    parser.add_argument("--growth", action="store_true", help="only the growth check (exit 1 when super-linear)")
+    parser.add_argument("--measure", nargs=2, metavar=("SHAPE", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure_growth_step(args.measure[0], int(args.measure[1]))
+    elif args.growth:
+        sys.exit(0 if all(t.met for t in report_growth().values()) else 1)
+    else:
+        main()

@@ -4,7 +4,9 @@ Semantics follow ruff so that users need not learn new ones:
 
 * the nearest `pyproject.toml` *with a `[tool.seqlint]` table*, walking up from the first path (or
   the working directory), is the configuration; its directory is the project root, against which
-  relative globs are matched;
+  relative globs are matched. A `pyproject.toml` met on the way that is not valid TOML is an error
+  (its path, line and reason; exit 2): it may hold the table, and silently dropping the user's
+  `ignore` list would report what they turned off;
 * `exclude` replaces the default exclusions, `extend-exclude` adds to them;
 * rule selection is layered (defaults, then the file, then the command line). Within a layer the
   most specific selector wins (`SEQ101` beats `SEQ1` beats `SEQ`); on a tie `ignore` wins. A layer
@@ -14,6 +16,7 @@ Semantics follow ruff so that users need not learn new ones:
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +28,7 @@ OUTPUT_FORMATS = ("full", "concise", "json", "sarif", "github")
 # Directories no user wants linted: VCS data, virtualenvs, caches, build output, vendored packages.
 DEFAULT_EXCLUDE = (
     ".bzr", ".direnv", ".eggs", ".git", ".hg", ".mypy_cache", ".nox", ".pants.d", ".pytype",
-    ".ruff_cache", ".pytest_cache", ".svn", ".tox", ".venv", "venv", "__pypackages__",
+    ".ruff_cache", ".pytest_cache", ".svn", ".tox", ".venv", "venv", "__pypackages__", ".ipynb_checkpoints",
     "__pycache__", "_build", "buck-out", "build", "dist", "node_modules", "site-packages",
 )
 
@@ -137,10 +140,7 @@ def find_config(start: Path) -> Path | None:
     for candidate in (directory, *directory.parents):
         pyproject = candidate / "pyproject.toml"
         if pyproject.is_file():
-            try:
-                data = _read_toml(pyproject)
-            except ConfigError:
-                continue  # a broken pyproject elsewhere up the tree is not ours to judge
+            data = _read_toml(pyproject)  # a broken one is reported, not skipped
             if isinstance(data.get("tool"), dict) and "seqlint" in data["tool"]:
                 return pyproject
     return None
@@ -151,13 +151,34 @@ def _read_toml(path: Path) -> dict:
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
+    text = ""
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_bytes().decode("utf-8")
+        return tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 (byte 0x{exc.object[exc.start]:02x})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        reason, line, column = _toml_error(exc, text)
+        where = f"{path}:{line}:{column}" if line is not None else str(path)
+        raise ConfigError(f"{where}: invalid TOML: {reason}") from None
+
+
+def _toml_error(exc: Exception, text: str) -> tuple[str, int | None, int | None]:
+    """(reason, line, column) of a TOMLDecodeError: attributes on Python 3.14+, the message before."""
+    message = str(exc)
+    line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+    match = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", message)
+    if match:
+        line, column = line or int(match[1]), column or int(match[2])
+        message = message[: match.start()]
+    end = re.search(r"\s*\(at end of document\)\s*$", message)
+    if end:  # the file ended inside something: point at its last character
+        message = message[: end.start()] + " (the file ends first)"
+        lines = text.splitlines() or [""]
+        line, column = line or len(lines), column or len(lines[-1]) + 1
+    return getattr(exc, "msg", None) or message, line, column
 
 
 def read_config_table(path: Path) -> dict:

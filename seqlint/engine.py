@@ -13,10 +13,14 @@ import libcst as cst
 from seqlint.analysis.context import ModuleContext
 from seqlint.analysis.project import ProjectIndex
 from seqlint.findings import Finding
+from seqlint.rules import module_wide_tokens as _module_wide_tokens
 from seqlint.rules import registered_rules
 from seqlint.rules.base import Rule
 
-__all__ = ["ParseError", "RuleError", "ProjectIndex", "all_rules", "get_rule", "lint_source", "build_context"]
+__all__ = [
+    "ParseError", "RuleError", "ProjectIndex", "all_rules", "get_rule", "lint_source", "build_context",
+    "module_wide_tokens",
+]
 
 
 class ParseError(Exception):
@@ -40,6 +44,12 @@ class RuleError(Exception):
 
 def all_rules() -> list[type[Rule]]:
     return list(registered_rules())
+
+
+def module_wide_tokens() -> tuple[str, ...]:
+    """Words whose presence makes a file worth parsing even without a Sequence class (the module-wide
+    rules' prefilter); the runner hands them to `ProjectIndex.may_matter`, so analysis needs no rule."""
+    return tuple(sorted(_module_wide_tokens()))
 
 
 def get_rule(code: str) -> type[Rule]:

@@ -1,8 +1,8 @@
 """The values every stage of seqlint passes along: findings, fixes and the edits they are made of.
 
 Field names follow ruff's JSON output (`code`, `message`, `filename`, `location{row,column}`,
-`end_location`, `fix{applicability,message,edits}`) so that tools reading ruff's output read ours.
-Rows and columns are 1-based, as ruff prints them.
+`end_location`, `fix{applicability,message,edits}`, `cell`) so that tools reading ruff's output read
+ours. Rows and columns are 1-based, as ruff prints them; in a notebook they count within the cell.
 """
 
 from __future__ import annotations
@@ -59,7 +59,15 @@ class Finding:
     # What the reader can do about it when no automatic fix exists (shown by the full report).
     hint: str | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    # Notebooks: the 1-based cell the finding is in; its rows and columns then count within the cell.
+    cell: int | None = None
 
     @property
     def sort_key(self) -> tuple:
-        return (self.filename, self.location.row, self.location.column, self.code)
+        return (self.filename, self.cell or 0, self.location.row, self.location.column, self.code)
+
+    @property
+    def where(self) -> str:
+        """`file:row:col`, or `file:cell N:row:col` in a notebook, as ruff prints locations."""
+        cell = f":cell {self.cell}" if self.cell is not None else ""
+        return f"{self.filename}{cell}:{self.location.row}:{self.location.column}"

@@ -6,6 +6,10 @@ directive. Two forms are understood, as in ruff/flake8:
 * `# noqa` (every rule) or `# noqa: SEQ101, SEQ102` on the reported line or on the first line of the
   statement holding the finding;
 * `# seqlint: noqa` in the comment block at the top of the file, which exempts the whole file.
+
+A `SEQ` code that no rule has (`# noqa: SEQ999`, a typo for SEQ399?) suppresses nothing, silently:
+`unknown_codes` finds those so that the runner can warn. Other linters' codes (`E501`) are not ours
+to judge.
 """
 
 from __future__ import annotations
@@ -43,6 +47,30 @@ class NoqaDirectives:
             if codes is None or finding.code in codes:
                 return True
         return False
+
+
+def _comments(source: str):
+    """(row, text) of every comment; a file tokenize rejects part-way yields those read so far."""
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                yield tok.start[0], tok.string
+    except (tokenize.TokenError, SyntaxError):
+        return
+
+
+def unknown_codes(source: str, known: frozenset[str], prefix: str = "SEQ") -> list[tuple[int, str]]:
+    """(row, code) for each code with our prefix in a `# noqa: ...` comment that no rule has."""
+    found = []
+    for row, text in _comments(source):
+        match = _NOQA.search(text)
+        if match is None or match.group("list") is None:
+            continue
+        for code in _CODE.findall(match.group("list")):
+            code = code.upper()
+            if code.startswith(prefix) and code not in known:
+                found.append((row, code))
+    return found
 
 
 def parse_noqa(source: str) -> NoqaDirectives:

@@ -1,46 +1,67 @@
-"""Running the engine over a tree: discovery, reading, prefiltering, parallelism, noqa, fixing.
+"""Running the engine over a tree: discovery, reading, guarding, parallelism, noqa, fixing, writing.
 
 Everything here is plumbing around `seqlint.engine.lint_source`; the rules never see files, settings
 or suppression comments. The engine (and libcst with it) is imported only when a file has to be
 parsed, so a pre-commit run on a file that cannot hold a generator stays cheap.
+
+A file is never lost to another's trouble: one nested too deeply for the parser is reported as not
+checked before the parser sees it (seqlint.nesting), every file is analysed on a thread with a large
+stack so that what the guard does not foresee becomes an error rather than a crash, and a rule's bug
+becomes a file error. Notebooks (`.ipynb`) are checked as the module their code cells make
+(seqlint.notebook), and their findings are reported per cell.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import errno
 import io
 import os
 import re
-import stat
 import sys
-import tempfile
+import threading
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqlint.config import Settings
-from seqlint.findings import Applicability, Edit, Finding, Fix
-from seqlint.noqa import parse_noqa
+from seqlint import edits
+from seqlint.edits import apply_fixes_checked, edit_spans, line_starts
+from seqlint.findings import Applicability, Edit, Finding, Fix, Location
+from seqlint.nesting import nesting_problem
+from seqlint.noqa import parse_noqa, unknown_codes
+from seqlint.notebook import Layout, Notebook, NotebookError
+from seqlint.writing import FileChanged, encode, write_atomically
+
+__all__ = [
+    "FileError", "RunResult", "FixMode", "SourceFile", "run", "discover", "display_name", "read_source",
+    "process_job", "apply_fixes", "write_atomically", "unified_diff", "PARALLEL_THRESHOLD",
+]
 
 # Below this many files to parse, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 64
 # ruff's bound: fixes that keep enabling each other stop somewhere.
 MAX_FIX_PASSES = 10
+# How often a file that changes under `seqlint fix` is fixed again before seqlint gives up on it.
+MAX_WRITE_ATTEMPTS = 3
+NOTEBOOK_SUFFIX = ".ipynb"
 
 
 @dataclass(frozen=True)
 class FileError:
-    """A file (or path) that could not be checked; any of these makes the exit status 2."""
+    """A file (or path) that could not be checked or written; any of these makes the exit status 2."""
 
     filename: str
     message: str
     line: int | None = None
     column: int | None = None
+    cell: int | None = None  # notebooks: the line is counted in this cell
 
     def __str__(self) -> str:
         where = self.filename
+        if self.cell is not None:
+            where += f":cell {self.cell}"
         if self.line is not None:
             where += f":{self.line}:{self.column or 1}"
         return f"{where}: error: {self.message}"
@@ -51,6 +72,7 @@ class RunResult:
     findings: list[Finding] = field(default_factory=list)  # unsuppressed, selected, sorted
     errors: list[FileError] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # files with findings, for code frames
+    cell_sources: dict[tuple[str, int], str] = field(default_factory=dict)  # notebook cells, likewise
     files_discovered: int = 0
     files_parsed: int = 0
     fixes_applied: int = 0
@@ -62,8 +84,9 @@ class RunResult:
 @dataclass(frozen=True)
 class _Job:
     filename: str
-    source: str
+    source: str  # for a notebook: the module its code cells make
     codes: frozenset[str]
+    notebook: Layout | None = None
 
 
 @dataclass
@@ -72,8 +95,10 @@ class _Outcome:
     findings: list[Finding] = field(default_factory=list)
     error: FileError | None = None
     fixed_source: str | None = None  # only when fixing changed the text
+    fixed_layout: Layout | None = None  # notebooks: the cells after fixing
     fixes_applied: int = 0
     extra_errors: list[FileError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -93,6 +118,11 @@ def display_name(path: Path) -> str:
     if absolute == cwd or absolute.startswith(cwd.rstrip(os.sep) + os.sep):
         return os.path.relpath(absolute, cwd)
     return absolute
+
+
+def is_checked_file(name: str) -> bool:
+    """Files a directory walk picks up: Python modules and, as ruff does, Jupyter notebooks."""
+    return name.endswith((".py", NOTEBOOK_SUFFIX))
 
 
 def discover(paths: Sequence[str], settings: Settings) -> tuple[list[Path], list[FileError], list[str]]:
@@ -124,10 +154,10 @@ def discover(paths: Sequence[str], settings: Settings) -> tuple[list[Path], list
             base = Path(directory)
             subdirs[:] = sorted(d for d in subdirs if not settings.is_excluded(base / d, explicit=False))
             for name in sorted(names):
-                if name.endswith(".py") and not settings.is_excluded(base / name, explicit=False):
+                if is_checked_file(name) and not settings.is_excluded(base / name, explicit=False):
                     add(base / name)
         if len(files) == before:
-            warnings.append(f"no Python files found under {raw}")
+            warnings.append(f"no Python files or notebooks found under {raw}")
     return files, errors, warnings
 
 
@@ -139,8 +169,10 @@ def discover(paths: Sequence[str], settings: Settings) -> tuple[list[Path], list
 class SourceFile:
     path: Path
     name: str
-    text: str
+    text: str  # what is linted: the file's text, or the module a notebook's code cells make
     encoding: str
+    data: bytes = b""  # the file's bytes as read: a write first checks that they are still there
+    notebook: Notebook | None = None
 
 
 def read_source(path: Path, name: str) -> SourceFile | FileError:
@@ -148,6 +180,12 @@ def read_source(path: Path, name: str) -> SourceFile | FileError:
         data = path.read_bytes()
     except OSError as exc:
         return FileError(name, f"cannot read file: {exc.strerror or exc}")
+    return decode_source(path, name, data)
+
+
+def decode_source(path: Path, name: str, data: bytes) -> SourceFile | FileError:
+    if path.suffix == NOTEBOOK_SUFFIX:
+        return _decode_notebook(path, name, data)
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
@@ -168,25 +206,48 @@ def read_source(path: Path, name: str) -> SourceFile | FileError:
         )
     if encoding == "utf-8-sig":
         text = text.removeprefix("\ufeff")
-    return SourceFile(path, name, text, encoding)
+    return SourceFile(path, name, text, encoding, data)
+
+
+@dataclass(frozen=True)
+class _NotebookError(FileError):
+    foreign: bool = False  # an R or Julia notebook: skipped with a warning when a directory walk met it
+
+
+def _decode_notebook(path: Path, name: str, data: bytes) -> SourceFile | FileError:
+    encoding = "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+    try:
+        raw = data.decode(encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        return FileError(name, f"notebook is not valid UTF-8: cannot decode byte 0x{data[exc.start]:02x}")
+    try:
+        notebook = Notebook.parse(raw)
+    except NotebookError as exc:
+        return _NotebookError(name, str(exc), exc.line, exc.column, foreign=exc.foreign)
+    return SourceFile(path, name, notebook.layout.text, encoding, data, notebook)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Linting one file (runs in the main process or in a worker)
 
-_STATE: dict = {}  # what every file shares: the project index and the fix mode
+_STATE: dict = {}  # what every file shares: the project index, the fix mode, the known rule codes
 
 
 # libcst visits nested expressions recursively: a long implicit string concatenation (the stdlib's
 # pydoc_data/topics.py) is a chain hundreds of nodes deep. Python 3.11+ does not grow the C stack for
 # Python-to-Python calls, so a higher limit is safe and turns a crash into a result (3.10 does: less).
 _RECURSION_LIMIT = 20_000 if sys.version_info >= (3, 11) else 6_000
+# libcst's parser is native code recursing on the C stack. Each file is analysed on a thread with
+# this much stack (address space only: pages are used as they are touched), so that nesting the guard
+# lets through is never near the 8 MB of a main thread.
+_FILE_STACK_BYTES = 512 * 1024 * 1024
 
 
-def _init_worker(project, fix_mode: FixMode | None) -> None:
+def _init_worker(project, fix_mode: FixMode | None, known_codes: frozenset[str] = frozenset()) -> None:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), _RECURSION_LIMIT))
     _STATE["project"] = project
     _STATE["fix_mode"] = fix_mode
+    _STATE["known_codes"] = known_codes
 
 
 def _rules_for(codes: Iterable[str]) -> list:
@@ -206,11 +267,81 @@ def _visible(findings: Iterable[Finding], source: str, codes: frozenset[str]) ->
 
 def process_job(job: _Job) -> _Outcome:
     """Lint (and fix) one file; every failure becomes a FileError, never an exception."""
+    problem = nesting_problem(job.source)
+    if problem is not None:
+        outcome = _Outcome(job.filename)
+        outcome.error = _error_at(job, problem.message, problem.line, problem.column)
+        return outcome
+    return _on_deep_stack(_process, job)
+
+
+class _DeepStack:
+    """One thread per process with a large stack, running the files' analyses one after another.
+
+    Started on first use in each process (a forked worker has no threads), and reused: creating a
+    thread with such a stack for every file would cost most of a millisecond each time.
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.requests = None
+        self.usable = True
+
+    def _start(self) -> None:
+        import queue
+
+        self.pid = os.getpid()
+        self.requests = queue.SimpleQueue()
+        try:
+            previous = threading.stack_size(_FILE_STACK_BYTES)
+        except (ValueError, RuntimeError):
+            self.usable = False
+            return
+        try:
+            threading.Thread(target=self._serve, name="seqlint-deep-stack", daemon=True).start()
+        except RuntimeError:  # no address space for such a stack (ulimit -v): the caller's will do
+            self.usable = False
+        finally:
+            threading.stack_size(previous)
+
+    def _serve(self) -> None:
+        while True:
+            function, args, box, done = self.requests.get()
+            try:
+                box["value"] = function(*args)
+            except BaseException as exc:  # handed to the caller's thread as it is
+                box["error"] = exc
+            done.set()
+
+    def call(self, function, *args):
+        if self.pid != os.getpid():
+            self._start()
+        if not self.usable:
+            return function(*args)
+        box: dict = {}
+        done = threading.Event()
+        self.requests.put((function, args, box, done))
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+
+_DEEP_STACK = _DeepStack()
+
+
+def _on_deep_stack(function, *args):
+    """`function(*args)` on the process's large-stack thread (or here, when it cannot start)."""
+    return _DEEP_STACK.call(function, *args)
+
+
+def _process(job: _Job) -> _Outcome:
     from seqlint.engine import ParseError, lint_source
 
     project = _STATE.get("project")
     fix_mode: FixMode | None = _STATE.get("fix_mode")
     outcome = _Outcome(job.filename)
+    outcome.warnings = _noqa_warnings(job)
     try:
         rules = _rules_for(job.codes)
         if fix_mode is None:
@@ -219,15 +350,63 @@ def process_job(job: _Job) -> _Outcome:
         else:
             _fix_file(job, rules, project, fix_mode, outcome)
     except ParseError as exc:
-        outcome.error = FileError(job.filename, _without_location(str(exc), job.filename), exc.line, exc.column)
+        outcome.error = _error_at(job, _without_location(str(exc), job.filename), exc.line, exc.column)
     except RecursionError:
-        outcome.error = FileError(job.filename, "code nested too deeply to analyse")
+        outcome.error = _error_at(job, "not checked: code nested too deeply to analyse", None, None)
     except Exception as exc:  # a bug in a rule must not hide the findings in the other files
         message = _without_location(str(exc), job.filename)
         if type(exc).__name__ != "RuleError":
             message = f"internal error ({type(exc).__name__}: {message})"
-        outcome.error = FileError(job.filename, f"{message}; please report this seqlint bug")
+        outcome.error = _error_at(job, f"{message}; please report this seqlint bug", None, None)
+    if job.notebook is not None:
+        layout = outcome.fixed_layout or job.notebook
+        outcome.findings = [_in_cell(f, layout) for f in outcome.findings]
     return outcome
+
+
+def _error_at(job: _Job, message: str, line: int | None, column: int | None) -> FileError:
+    if job.notebook is not None and line is not None:
+        cell, row, column = job.notebook.locate(line, column or 1)
+        return FileError(job.filename, message, row, column, cell)
+    return FileError(job.filename, message, line, column)
+
+
+def _noqa_warnings(job: _Job) -> list[str]:
+    """`# noqa: SEQ999`: a code no rule has, most likely a typo that suppresses nothing."""
+    known = _STATE.get("known_codes") or frozenset()
+    lowered = job.source.lower()
+    if not known or "noqa" not in lowered or "seq" not in lowered:
+        return []
+    warnings = []
+    for row, code in unknown_codes(job.source, known):
+        where = f"{job.filename}:{row}"
+        if job.notebook is not None:
+            cell, cell_row, _ = job.notebook.locate(row, 1)
+            where = f"{job.filename}:cell {cell}:{cell_row}"
+        warnings.append(f"{where}: `# noqa` names {code}, which is not a seqlint rule "
+                        "(`seqlint rule --all` lists them); it suppresses nothing")
+    return warnings
+
+
+def _in_cell(finding: Finding, layout: Layout) -> Finding:
+    """A finding on the module a notebook's cells make, placed in its cell."""
+    cell, row, column = layout.locate(finding.location.row, finding.location.column)
+    _, end_row, end_column = layout.locate(finding.end_location.row, finding.end_location.column)
+    if finding.end_location.row - finding.location.row != end_row - row:
+        end_row, end_column = row, column + 1  # ends in another cell: mark its start only
+    statement_row = None
+    if finding.statement_row is not None:
+        statement_row = max(1, finding.statement_row - (finding.location.row - row))
+    fix = finding.fix
+    if fix is not None:
+        edits = []
+        for edit in fix.edits:
+            _, a_row, a_col = layout.locate(edit.location.row, edit.location.column)
+            _, b_row, b_col = layout.locate(edit.end_location.row, edit.end_location.column)
+            edits.append(Edit(edit.content, Location(a_row, a_col), Location(b_row, b_col)))
+        fix = Fix(fix.applicability, fix.message, tuple(edits))
+    return dataclasses.replace(finding, cell=cell, location=Location(row, column),
+                               end_location=Location(end_row, end_column), statement_row=statement_row, fix=fix)
 
 
 def _without_location(message: str, filename: str) -> str:
@@ -244,6 +423,7 @@ def _fix_file(job: _Job, rules: list, project, mode: FixMode, outcome: _Outcome)
     from seqlint.engine import lint_source
 
     allowed = {Applicability.SAFE} | ({Applicability.UNSAFE} if mode.unsafe else set())
+    layout = job.notebook
     current = job.source
     findings = _visible(lint_source(current, job.filename, rules=rules, project=project), current, job.codes)
     broken: set[tuple] = set()  # fixes that produced unparsable code: never offered again
@@ -252,9 +432,13 @@ def _fix_file(job: _Job, rules: list, project, mode: FixMode, outcome: _Outcome)
             f.fix for f in findings
             if f.fix is not None and f.fix.applicability in allowed and _fix_key(f.fix) not in broken
         ]
+        if layout is not None:  # a notebook: a fix must stay inside one cell and off IPython lines
+            starts = line_starts(current)
+            fixes = [fix for fix in fixes
+                     if all(layout.cell_index_of(a, b) is not None for a, b, _ in edit_spans(current, fix, starts))]
         if not fixes:
             break
-        candidate, applied, rejected = apply_fixes_checked(current, fixes)
+        candidate, applied, rejected, spans = apply_fixes_checked(current, fixes)
         for fix in rejected:
             broken.add(_fix_key(fix))
             error = FileError(
@@ -266,155 +450,15 @@ def _fix_file(job: _Job, rules: list, project, mode: FixMode, outcome: _Outcome)
             if rejected:
                 continue  # the other fixes may still apply
             break
+        if layout is not None:
+            layout = layout.apply(spans)
         current = candidate
         outcome.fixes_applied += applied
         findings = _visible(lint_source(current, job.filename, rules=rules, project=project), current, job.codes)
     outcome.findings = findings
     if current != job.source:
         outcome.fixed_source = current
-
-
-# ---------------------------------------------------------------------------------------------------
-# Applying edits
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def _line_starts(text: str) -> list[int]:
-    return [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
-
-
-def _newline_of(text: str) -> str:
-    match = _LINE_BREAK.search(text)
-    return match.group() if match else "\n"
-
-
-def _offset(starts: list[int], text: str, row: int, column: int) -> int:
-    if row > len(starts):  # one past the last line: the end of the file
-        return len(text)
-    return min(starts[row - 1] + column - 1, len(text))
-
-
-def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    if a[0] == a[1] and b[0] == b[1]:
-        return a[0] == b[0]  # two insertions at one point: their order would be a guess
-    if a[0] == a[1]:
-        return b[0] < a[0] < b[1]
-    if b[0] == b[1]:
-        return a[0] < b[0] < a[1]
-    return a[0] < b[1] and b[0] < a[1]
-
-
-def _fix_start(fix: Fix) -> tuple[int, int]:
-    return min(((e.location.row, e.location.column) for e in fix.edits), default=(0, 0))
-
-
-def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, int]:
-    """Apply every fix whose edits do not collide with an earlier one; the rest wait for a later pass.
-
-    Fixes are taken in source order. Identical edits from different fixes (two fixes each adding
-    `import seqkit` at the top) are applied once.
-    """
-    starts = _line_starts(text)
-    newline = _newline_of(text)
-
-    def content_of(edit: Edit) -> str:
-        # Fixes are written with "\n"; a CRLF file must stay CRLF throughout.
-        if newline == "\n" or "\n" not in edit.content:
-            return edit.content
-        return edit.content.replace("\r\n", "\n").replace("\n", newline)
-
-    def span(edit: Edit) -> tuple[int, int]:
-        return (_offset(starts, text, edit.location.row, edit.location.column),
-                _offset(starts, text, edit.end_location.row, edit.end_location.column))
-
-    ordered = sorted(fixes, key=_fix_start)
-    accepted: dict[tuple[int, int, str], None] = {}
-    applied = 0
-    for fix in ordered:
-        edits = [(span(e), content_of(e)) for e in fix.edits]
-        if not edits:
-            continue
-        new = [(s, c) for s, c in edits if (s[0], s[1], c) not in accepted]
-        if any(_overlaps(s, (a, b)) for s, _ in new for (a, b, _c) in accepted):
-            continue
-        if any(_overlaps(x[0], y[0]) for i, x in enumerate(new) for y in new[i + 1:]):
-            continue  # a malformed fix that overlaps itself
-        for s, content in new:
-            accepted[(s[0], s[1], content)] = None
-        applied += 1
-    pieces = []
-    last = len(text)
-    # From the end backwards so earlier offsets stay valid; at one start, the longer edit goes first
-    # so that an insertion lands in front of a replacement beginning at the same place.
-    for start, end, content in sorted(accepted, key=lambda k: (k[0], k[1]), reverse=True):
-        pieces.append(text[end:last])
-        pieces.append(content)
-        last = start
-    pieces.append(text[:last])
-    return "".join(reversed(pieces)), applied
-
-
-def _parses(text: str) -> bool:
-    import libcst
-
-    try:
-        libcst.parse_module(text)
-    except (libcst.ParserSyntaxError, RecursionError):
-        return False
-    return True
-
-
-def apply_fixes_checked(text: str, fixes: Sequence[Fix]) -> tuple[str, int, list[Fix]]:
-    """apply_fixes, but only output that parses: a fix that breaks the code is dropped and returned."""
-    candidate, applied = apply_fixes(text, fixes)
-    if applied == 0 or _parses(candidate):
-        return candidate, applied, []
-    # Find the culprit: take the first fix that parses on its own and leave the rest to the next pass
-    # (their positions refer to the text before this one).
-    rejected = []
-    for fix in sorted(fixes, key=_fix_start):
-        attempt, n = apply_fixes(text, [fix])
-        if not n:
-            continue
-        if _parses(attempt):
-            return attempt, n, rejected
-        rejected.append(fix)
-    return text, 0, rejected
-
-
-# ---------------------------------------------------------------------------------------------------
-# Writing
-
-
-def write_atomically(path: Path, text: str, encoding: str) -> None:
-    """Replace a file's content all at once: a crash leaves either the old file or the new one.
-
-    A read-only file is refused even though replacing it through its directory would work: the
-    user marked it as not to be changed.
-    """
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    # Mode bits as well as access(): root may write anything, but a file with no write bit is still
-    # one its owner asked to keep.
-    if not os.access(path, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(errno.EACCES, "file is read-only")
-    data = (("\ufeff" + text) if encoding == "utf-8-sig" else text).encode(
-        "utf-8" if encoding == "utf-8-sig" else encoding
-    )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".seqlint-tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        outcome.fixed_layout = layout
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -429,84 +473,151 @@ def run(paths: Sequence[str], settings: Settings, *, fix: FixMode | None = None)
     result.files_discovered = len(files)
 
     sources: dict[str, SourceFile] = {}
+    named = {os.path.abspath(p) for p in paths}
     for path in files:
         read = read_source(path, display_name(path))
-        if isinstance(read, FileError):
+        if isinstance(read, _NotebookError) and read.foreign and os.path.abspath(path) not in named:
+            result.warnings.append(f"{read.filename}: {read.message}")
+        elif isinstance(read, FileError):
             result.errors.append(read)
         else:
             sources[read.name] = read
+            if read.notebook is not None and read.notebook.skipped_cells:
+                numbers = ", ".join(str(n) for n in read.notebook.skipped_cells)
+                result.warnings.append(f"{read.name}: cell(s) {numbers} run a non-Python cell magic; not checked")
 
     jobs = []
     for name, src in sources.items():
         codes = settings.codes_for(src.path)
         if codes:
-            jobs.append(_Job(name, src.text, codes))
+            jobs.append(_job_of(src, codes))
     if not jobs:
         return _finish(result)
 
-    from seqlint.engine import ProjectIndex
+    from seqlint.engine import ProjectIndex, all_rules, module_wide_tokens
 
     # Every readable file informs the index: a base class may live in a file whose own rules are ignored.
     project = ProjectIndex.build({name: src.text for name, src in sources.items()})
-    jobs = [job for job in jobs if project.may_matter(job.source)]
+    tokens = module_wide_tokens()
+    known = frozenset(rule.code for rule in all_rules())
+    parsed = []
+    _init_worker(project, None, known)
+    for job in jobs:
+        if project.may_matter(job.source, tokens):
+            parsed.append(job)
+        else:  # nothing to check, but a `# noqa: SEQ...` typo is still worth a warning (no parse needed)
+            result.warnings += _noqa_warnings(job)
+    jobs = parsed
     result.files_parsed = len(jobs)
 
-    for outcome in _execute(jobs, project, fix):
+    for outcome in _execute(jobs, project, fix, known):
+        src = sources[outcome.filename]
+        if outcome.fixed_source is not None and fix is not None and not fix.diff:
+            src, outcome = _write_fixes(src, outcome, settings, project, fix, known, result)
         if outcome.error is not None:
             result.errors.append(outcome.error)
         result.errors += outcome.extra_errors
+        result.warnings += outcome.warnings
         result.fixes_applied += outcome.fixes_applied
-        src = sources[outcome.filename]
-        text = src.text
+        text, layout = src.text, src.notebook.layout if src.notebook is not None else None
         if outcome.fixed_source is not None:
+            result.changed.append(outcome.filename)
             if fix is not None and fix.diff:
-                result.diffs.append(unified_diff(src.text, outcome.fixed_source, outcome.filename))
-                result.changed.append(outcome.filename)
-            else:
-                try:
-                    write_atomically(src.path, outcome.fixed_source, src.encoding)
-                except OSError as exc:
-                    message = exc.strerror or str(exc)
-                    result.errors.append(FileError(outcome.filename, f"cannot write fixes: {message}"))
-                    # The file keeps its old text, so the findings reported must be the old ones.
-                    outcome.findings = _relint_original(src, settings, project)
-                    result.fixes_applied -= outcome.fixes_applied
-                else:
-                    result.changed.append(outcome.filename)
-                    text = outcome.fixed_source
+                result.diffs.append(_diff(src, outcome))
+            text, layout = outcome.fixed_source, outcome.fixed_layout
         if outcome.findings:
             result.findings += outcome.findings
             result.sources[outcome.filename] = text
+            if layout is not None:
+                for cell in layout.cells:
+                    result.cell_sources[(outcome.filename, cell.number)] = cell.source
     return _finish(result)
 
 
-def _relint_original(src: SourceFile, settings: Settings, project) -> list[Finding]:
-    codes = settings.codes_for(src.path)
-    _init_worker(project, None)
-    return process_job(_Job(src.name, src.text, codes)).findings
+def _job_of(src: SourceFile, codes: frozenset[str]) -> _Job:
+    return _Job(src.name, src.text, codes, src.notebook.layout if src.notebook is not None else None)
+
+
+def _write_fixes(src: SourceFile, outcome: _Outcome, settings: Settings, project, mode: FixMode,
+                 known: frozenset[str], result: RunResult) -> tuple[SourceFile, _Outcome]:
+    """Write a fixed file, unless it changed meanwhile: then fix what it holds now, and try again.
+
+    Returns the file as it now is on disk and the outcome that describes it: with `fixed_source` when
+    the fixes were written; otherwise the findings of the text on disk, and an error saying why.
+    """
+    for _attempt in range(MAX_WRITE_ATTEMPTS):
+        if src.notebook is not None:
+            data = encode(src.notebook.render(outcome.fixed_layout), src.encoding)
+        else:
+            data = encode(outcome.fixed_source, src.encoding)
+        try:
+            write_atomically(src.path, data, expected=src.data)
+        except FileChanged as changed:
+            current = decode_source(src.path, src.name, changed.current)
+            if isinstance(current, FileError):
+                error = FileError(src.name, "changed while seqlint was fixing it, and can no longer be "
+                                            f"read ({current.message}); fixes not written")
+                return src, _Outcome(src.name, error=error, warnings=outcome.warnings)
+            result.warnings.append(f"{src.name}: changed while seqlint was fixing it; the fixes were "
+                                   "computed again on its new text")
+            src = current
+            _init_worker(project, mode, known)
+            outcome = process_job(_job_of(src, settings.codes_for(src.path)))
+            if outcome.fixed_source is None:
+                return src, outcome  # the new text needs no fix: nothing to write
+            continue
+        except OSError as exc:
+            return src, _unwritten(src, outcome, f"cannot write fixes: {exc.strerror or exc}", settings, project, known)
+        return src, outcome
+    return src, _unwritten(src, outcome, f"changed {MAX_WRITE_ATTEMPTS} times while seqlint was fixing it; "
+                           "fixes not written (run `seqlint fix` again once it is saved)", settings, project, known)
+
+
+def _unwritten(src: SourceFile, outcome: _Outcome, message: str, settings: Settings, project,
+               known: frozenset[str]) -> _Outcome:
+    """A file whose fixes were not written keeps its text: report that text's findings, and why."""
+    _init_worker(project, None, known)
+    checked = process_job(_job_of(src, settings.codes_for(src.path)))
+    return _Outcome(src.name, findings=checked.findings, error=FileError(src.name, message),
+                    warnings=outcome.warnings)
+
+
+def _diff(src: SourceFile, outcome: _Outcome) -> str:
+    if src.notebook is None or outcome.fixed_layout is None:
+        return unified_diff(src.text, outcome.fixed_source, outcome.filename)
+    diffs = []
+    for before, after in zip(src.notebook.layout.cells, outcome.fixed_layout.cells):
+        if before.source != after.source:
+            diffs.append(unified_diff(before.source, after.source, f"{outcome.filename}:cell {before.number}"))
+    return "".join(diffs)
+
+
+def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, int]:
+    """The fix applier `seqlint fix` uses (seqlint.edits): every fix whose edits fit with the earlier
+    ones, the rest left for the next pass. Exported here for the tests and tools that apply fixes."""
+    return edits.apply_fixes(text, fixes)
 
 
 def _finish(result: RunResult) -> RunResult:
     result.findings.sort(key=lambda f: f.sort_key)
-    result.errors.sort(key=lambda e: (e.filename, e.line or 0, e.column or 0))
+    result.errors.sort(key=lambda e: (e.filename, e.cell or 0, e.line or 0, e.column or 0))
     return result
 
 
-def _execute(jobs: list[_Job], project, fix: FixMode | None) -> Iterable[_Outcome]:
+def _execute(jobs: list[_Job], project, fix: FixMode | None, known: frozenset[str] = frozenset()) -> Iterable[_Outcome]:
     workers = min(os.cpu_count() or 1, 8)
     if len(jobs) <= PARALLEL_THRESHOLD or workers < 2:
-        _init_worker(project, fix)
+        _init_worker(project, fix, known)
         return [process_job(job) for job in jobs]
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     # Big files first so that one slow file does not finish last on an otherwise idle pool.
     jobs = sorted(jobs, key=lambda job: len(job.source), reverse=True)
     chunk = max(1, min(16, len(jobs) // (workers * 8)))
-    from concurrent.futures.process import BrokenProcessPool
-
     outcomes: list[_Outcome] = []
     try:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(project, fix)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(project, fix, known)) as pool:
             for outcome in pool.map(process_job, jobs, chunksize=chunk):
                 outcomes.append(outcome)
     except BrokenProcessPool:

@@ -82,6 +82,11 @@ def summary_lines(result, context: ReportContext) -> list[str]:
         lines.append(f"Found {_plural(len(findings), 'finding')}.")
     elif not result.errors:
         lines.append("All checks passed!")
+    if result.errors:
+        # Never a silent pass: files that were not checked are counted where the verdict is read.
+        unchecked = len({e.filename for e in result.errors})
+        what = "checked or fixed" if context.fixing else "checked"
+        lines.append(f"{_plural(unchecked, 'file')} could not be {what} (errors above).")
     if not context.fixing:
         fixable = sum(is_applicable(f.fix, context.unsafe_fixes) for f in findings)
         if fixable:

@@ -30,11 +30,16 @@ def write(result, context: ReportContext, stream: TextIO) -> None:
     from rich.text import Text
 
     console = Console(file=stream, highlight=False, soft_wrap=True, emoji=False)
-    lines_of: dict[str, list[str]] = {}
+    lines_of: dict[tuple[str, int | None], list[str]] = {}
     for finding in result.findings:
-        if finding.filename not in lines_of:
-            lines_of[finding.filename] = _LINE_BREAK.split(result.sources.get(finding.filename, ""))
-        for text in _render(finding, lines_of[finding.filename], context, Text):
+        key = (finding.filename, finding.cell)
+        if key not in lines_of:
+            if finding.cell is not None:  # a notebook: the frame shows the cell, rows counted in it
+                text = getattr(result, "cell_sources", {}).get(key, "")
+            else:
+                text = result.sources.get(finding.filename, "")
+            lines_of[key] = _LINE_BREAK.split(text)
+        for text in _render(finding, lines_of[key], context, Text):
             console.print(text)
         console.print()
     for line in summary_lines(result, context):
@@ -45,6 +50,8 @@ def _render(f: Finding, lines: list[str], context: ReportContext, Text) -> list:
     out = []
     header = Text()
     header.append(f.filename, style="bold")
+    if f.cell is not None:
+        header.append(f":cell {f.cell}", style="bold")
     header.append(f":{f.location.row}:{f.location.column}: ", style="cyan")
     header.append(f.code, style="bold red")
     if is_applicable(f.fix, context.unsafe_fixes) and not context.fixing:

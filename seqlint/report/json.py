@@ -1,6 +1,7 @@
 """A JSON array with ruff's field names, so tools that read `ruff --output-format json` read ours.
 
 Files that could not be read or parsed are entries with `"code": null`, as ruff reports syntax errors.
+In a notebook, `cell` is the 1-based cell and rows count within it (ruff's convention).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def finding_to_dict(f: Finding) -> dict:
             ],
         }
     return {
-        "cell": None,
+        "cell": f.cell,
         "code": f.code,
         "name": f.name,
         "message": f.message,
@@ -50,7 +51,7 @@ def error_to_dict(error) -> dict:
     if error.line is not None:
         location = {"row": error.line, "column": error.column or 1}
     return {
-        "cell": None,
+        "cell": getattr(error, "cell", None),
         "code": None,
         "name": None,
         "message": error.message,

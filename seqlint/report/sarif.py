@@ -64,16 +64,23 @@ def _rule_descriptor(code: str, rule) -> dict:
 
 def _result(f: Finding, index: int, context: ReportContext) -> dict:
     artifact = _artifact(f.filename, context.root)
+    location: dict = {"artifactLocation": artifact}
+    message = f.message
+    if f.cell is None:
+        location["region"] = _region(f.location, f.end_location)
+    else:
+        # A notebook cell's rows are not lines of the .ipynb file: the cell is named in the text.
+        message = f"cell {f.cell}, line {f.location.row}, column {f.location.column}: {message}"
     result = {
         "ruleId": f.code,
         "ruleIndex": index,
         "level": "warning",
-        "message": {"text": f.message},
-        "locations": [
-            {"physicalLocation": {"artifactLocation": artifact, "region": _region(f.location, f.end_location)}}
-        ],
+        "message": {"text": message},
+        "locations": [{"physicalLocation": location}],
     }
-    if is_applicable(f.fix, context.unsafe_fixes) and f.fix.edits:
+    if f.cell is not None:
+        result["properties"] = {"cell": f.cell, "row": f.location.row, "column": f.location.column}
+    if f.cell is None and is_applicable(f.fix, context.unsafe_fixes) and f.fix.edits:
         result["fixes"] = [{
             "description": {"text": f.fix.message},
             "artifactChanges": [{
@@ -96,9 +103,11 @@ def build(result, context: ReportContext) -> dict:
     rules = [_rule_descriptor(code, context.rules.get(code)) for code in codes]
     notifications = []
     for e in result.errors:
-        note = {"level": "error", "message": {"text": e.message}}
+        cell = getattr(e, "cell", None)
+        text = e.message if cell is None else f"cell {cell}, line {e.line}: {e.message}"
+        note = {"level": "error", "message": {"text": text}}
         location: dict = {"artifactLocation": _artifact(e.filename, context.root)}
-        if e.line is not None:
+        if e.line is not None and cell is None:
             location["region"] = {"startLine": e.line, "startColumn": e.column or 1}
         note["locations"] = [{"physicalLocation": location}]
         notifications.append(note)

@@ -8,7 +8,7 @@ import libcst as cst
 
 from seqlint.analysis.names import dotted_name
 from seqlint.findings import Applicability, Edit, Finding, Fix, Location
-from seqlint.fixes import is_docstring
+from seqlint.fixes import is_docstring, line_of, replace_rendered
 from seqlint.rules.base import Invalid, Rule
 
 _WORKER_ARGS = {"workers", "use_multiprocessing", "max_queue_size"}
@@ -128,7 +128,7 @@ file with its own `__init__` (its required arguments are unknown): that case is 
             yield ctx.report(self, init.name, message=message, fix=fix)
 
     def _fix(self, ctx, seq, init: cst.FunctionDef, calls, kwargs_name, classes) -> Fix | None:
-        if not calls and _parent_has_own_init(seq, classes):
+        if not calls and _parent_has_own_init(ctx, seq, classes):
             return None
         if not isinstance(init.body, cst.IndentedBlock):
             return None
@@ -136,13 +136,15 @@ file with its own `__init__` (its required arguments are unknown): that case is 
         name = kwargs_name
         if name is None:
             name = _free_name(init)
-            anchor = _last_param_end(ctx, init.params)
-            if anchor is None:
+            edit = _add_star_kwargs(ctx, init, name)
+            if edit is None:
                 return None
-            edits.append(Edit(f", **{name}", anchor, anchor))
+            edits.append(edit)
         if calls:
-            call = calls[0]
-            edits.append(_append_call_arg(ctx, call, f"**{name}"))
+            edit = _append_call_arg(ctx, calls[0], name)
+            if edit is None:
+                return None
+            edits.append(edit)
         else:
             edits.append(_insert_first_statement(ctx, init.body, f"super().__init__(**{name})"))
         edits.sort(key=lambda e: e.location)
@@ -179,11 +181,12 @@ def _forwards(call: cst.Call) -> bool:
     return False
 
 
-def _parent_has_own_init(seq, classes) -> bool:
+def _parent_has_own_init(ctx, seq, classes) -> bool:
     if "__init__" in seq.external_methods:
         return True  # a base class in another file of the tree defines it
     for base in seq.node.bases:
-        parent = classes.get(dotted_name(base.value) or "")
+        written = dotted_name(base.value) or ""
+        parent = classes.get(written) if written not in ctx.imports else None
         if parent is not None and "__init__" in parent.methods:
             return True
     return False
@@ -197,42 +200,101 @@ def _free_name(init: cst.FunctionDef) -> str:
     return "kwargs_"
 
 
-def _last_param_end(ctx, params: cst.Parameters) -> Location | None:
-    ordered = [*params.posonly_params, *params.params]
-    if isinstance(params.star_arg, cst.Param):
-        ordered.append(params.star_arg)
-    ordered.extend(params.kwonly_params)
-    if not ordered:
+def _add_star_kwargs(ctx, init: cst.FunctionDef, name: str) -> Edit | None:
+    """Add `**name` as the last parameter: the parameter list is rebuilt by libcst, which knows where a
+    parameter really ends (`size=(32, 32)`, `k: "a, b" = {1: 2}`, `lambda a, b: a`, after `/` or `*`),
+    and replaced as a whole; one-per-line signatures get the new parameter on its own line."""
+    params = init.params
+    if params.star_kwarg is not None:
         return None
-    last = ordered[-1]
-    tail = last.default or last.annotation or last.name
-    return ctx.position(tail)[1]
+    new_param = cst.Param(name=cst.Name(name), star="**")
+    ordered = _ordered_params(params)
+    if ordered:
+        last, where = ordered[-1]
+        comma = getattr(last, "comma", None)
+        trailing_comma = isinstance(comma, cst.Comma)
+        # What separates the last parameter from `)`: after its comma, or after the parameter itself.
+        tail = comma.whitespace_after if trailing_comma else getattr(last, "whitespace_after_param", None)
+        if isinstance(tail, cst.ParenthesizedWhitespace):
+            # One parameter per line: the new one gets a line of its own, at the parameters'
+            # indentation, before the line holding `)`; a comment after the last one stays with it.
+            item = _item_indent(ordered, init)
+            # Parameters sharing lines (`(self, x,  # note\n  y)`): the new one joins the last line.
+            to_closing = tail.with_changes(first_line=cst.TrailingWhitespace()) if item is not None else tail
+            if trailing_comma:
+                new_param = new_param.with_changes(comma=cst.Comma(whitespace_after=to_closing))
+            else:
+                new_param = new_param.with_changes(whitespace_after_param=to_closing)
+            if item is not None:
+                separator = tail.with_changes(empty_lines=(), indent=item.indent, last_line=item.last_line)
+            else:
+                separator = cst.SimpleWhitespace(" ")
+            last = last.with_changes(comma=cst.Comma(whitespace_after=separator))
+            if not trailing_comma and isinstance(last, cst.Param):
+                last = last.with_changes(whitespace_after_param=cst.SimpleWhitespace(""))
+            params = _replace_param(params, where, last)
+    return replace_rendered(ctx, init.params, params.with_changes(star_kwarg=new_param))
 
 
-def _append_call_arg(ctx, call: cst.Call, text: str) -> Edit:
-    if call.args:
-        last = call.args[-1]
-        end = ctx.position(last.value)[1]
-        return Edit(f", {text}", end, end)
-    end = ctx.position(call)[1]
-    before_paren = Location(end.row, end.column - 1)
-    return Edit(text, before_paren, before_paren)
+def _ordered_params(params: cst.Parameters) -> list[tuple[cst.CSTNode, tuple]]:
+    """(parameter, where it sits in `params`) in source order, the `/` and bare `*` markers included."""
+    out: list[tuple[cst.CSTNode, tuple]] = [(p, ("posonly_params", i)) for i, p in enumerate(params.posonly_params)]
+    if isinstance(params.posonly_ind, cst.ParamSlash):
+        out.append((params.posonly_ind, ("posonly_ind",)))
+    out += [(p, ("params", i)) for i, p in enumerate(params.params)]
+    if isinstance(params.star_arg, (cst.Param, cst.ParamStar)):
+        out.append((params.star_arg, ("star_arg",)))
+    out += [(p, ("kwonly_params", i)) for i, p in enumerate(params.kwonly_params)]
+    return out
+
+
+def _replace_param(params: cst.Parameters, where: tuple, node: cst.CSTNode) -> cst.Parameters:
+    if len(where) == 1:
+        return params.with_changes(**{where[0]: node})
+    field_name, index = where
+    items = list(getattr(params, field_name))
+    items[index] = node
+    return params.with_changes(**{field_name: tuple(items)})
+
+
+def _item_indent(ordered, init: cst.FunctionDef) -> cst.ParenthesizedWhitespace | None:
+    """The line break and indentation that separate one parameter from the next, from an earlier
+    parameter's comma or from the whitespace after `(`."""
+    for param, _ in reversed(ordered[:-1]):
+        comma = getattr(param, "comma", None)
+        if isinstance(comma, cst.Comma) and isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace):
+            return comma.whitespace_after
+    ws = init.whitespace_before_params
+    return ws if isinstance(ws, cst.ParenthesizedWhitespace) else None
+
+
+def _append_call_arg(ctx, call: cst.Call, name: str) -> Edit | None:
+    """`super().__init__(a, k=(1, 2))` -> `super().__init__(a, k=(1, 2), **name)`, after the last
+    argument whole (its parentheses and trailing comma included)."""
+    new_arg = cst.Arg(value=cst.Name(name), star="**")
+    args = list(call.args)
+    if args and isinstance(args[-1].comma, cst.Comma):
+        # `f(a,\n)`: keep the trailing comma style: `f(a,\n**kwargs,\n)` would need the indent; put it
+        # after the comma on the same line instead: `f(a, **kwargs,\n)`.
+        trailing = args[-1].comma
+        args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        new_arg = new_arg.with_changes(comma=trailing)
+    return replace_rendered(ctx, call, call.with_changes(args=(*args, new_arg)))
 
 
 def _insert_first_statement(ctx, body: cst.IndentedBlock, code: str) -> Edit:
     """Insert `code` as the first statement of `body`, after its docstring if it has one."""
     statements = list(body.body)
     index = 1 if statements and is_docstring(statements[0]) else 0
-    lines = ctx.source.splitlines(keepends=True)
     if index < len(statements):
         start = ctx.position(statements[index])[0]
-        line = lines[start.row - 1]
+        line = line_of(ctx, start.row)
         indent = line[: len(line) - len(line.lstrip())]
         return Edit(f"{indent}{code}\n", Location(start.row, 1), Location(start.row, 1))
     # Only a docstring: add the call after it.
     doc_start, doc_end = ctx.position(statements[0])
-    line = lines[doc_start.row - 1]
+    line = line_of(ctx, doc_start.row)
     indent = line[: len(line) - len(line.lstrip())]
     row = doc_end.row
-    end_of_line = Location(row, len(lines[row - 1].rstrip("\r\n")) + 1)
+    end_of_line = Location(row, len(line_of(ctx, row).rstrip("\r\n")) + 1)
     return Edit(f"\n{indent}{code}", end_of_line, end_of_line)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import libcst as cst
 
 from seqlint.analysis.hotpath import walk
+from seqlint.analysis.names import dotted_name
 from seqlint.findings import Applicability, Edit, Finding, Fix, Location
+from seqlint.fixes import line_of, span_with_parentheses
 from seqlint.rules.base import Invalid, Rule
 
 _RENAMED = {"fit_generator": "fit", "evaluate_generator": "evaluate", "predict_generator": "predict"}
@@ -61,11 +64,20 @@ model.fit(train, steps_per_epoch=100, epochs=10)
 ```
 
 ## Fix safety
-Safe: the rename keeps every argument (positional ones after the generator become keywords, and
-`evaluate`/`predict` keep the old default `verbose=0`). The worker arguments move to the dataset's
-constructor call when it is in the same function and its class (in this file) accepts `**kwargs`;
-otherwise they are removed and a comment above the call says where they belong. Only parallelism
-changes, never which batches are produced.
+The rename is safe: it keeps every argument (positional ones after the generator become keywords,
+`evaluate`/`predict` keep the old default `verbose=0`), and continuation lines aligned under the old
+call's parenthesis are realigned under the new one.
+
+The worker arguments move to the dataset's constructor call when the file shows it (`train =
+DataGenerator(...)` earlier in the same function, or `fit(DataGenerator(...), workers=4)`):
+- safe when the dataset's class (in this file or another checked file) is a Keras 3 dataset whose
+  `__init__` takes `**kwargs` (or that has no `__init__` of its own);
+- unsafe when the class does not take `**kwargs` yet (the constructor would raise a `TypeError`;
+  SEQ302's safe fix adds them, after which this fix is safe) or when seqlint cannot see the class.
+
+When the constructor call is not in the file, the arguments are removed from the call (safe: only the
+parallelism changes, never which batches are produced) and a comment above it, like the fix's message,
+says where they belong.
 """
 
     valid = [
@@ -150,7 +162,7 @@ changes, never which batches are produced.
             "              workers=8)\n",
             expected=[2],
             fixed="def run(model, seq):\n"
-            "    # seqlint: in Keras 3 pass workers=8 to the dataset's constructor (a PyDataset that calls super().__init__(**kwargs)).\n"
+            "    # seqlint: in Keras 3 pass workers=8 to the constructor of the dataset `seq` (a PyDataset whose __init__ passes **kwargs to super().__init__).\n"
             "    model.fit(seq,\n"
             "              epochs=5)\n",
         ),
@@ -173,7 +185,7 @@ changes, never which batches are produced.
         if method in _TRAINING:
             if not worker_args:
                 return None
-            if _dataset_class(ctx, _dataset_arg(call), scope) == "legacy" or _keras2_module(ctx):
+            if _dataset_class(ctx, _dataset_arg(call), scope).kind == "legacy" or _keras2_module(ctx):
                 return None  # tf_keras / Keras 2: fit() still takes these
         parts = []
         if method in _RENAMED:
@@ -189,28 +201,43 @@ changes, never which batches are produced.
         # Text edits, not re-rendered nodes: everything the fix does not change keeps its formatting.
         edits: list[Edit] = []
         notes = []
+        applicability = Applicability.SAFE
+        removed = _removal_edits(ctx, call, _WORKER_ARGS) if worker_args else []
         if method in _RENAMED:
-            edits.extend(_rename_edits(ctx, call, method))
+            edits.extend(_rename_edits(ctx, call, method, removed))
             notes.append(f"use `{_RENAMED[method]}`")
         if worker_args:
-            edits.extend(_removal_edits(ctx, call, _WORKER_ARGS))
+            edits.extend(removed)
             moved_text = ", ".join(_arg_text(ctx, a) for a in worker_args)
             target = _constructor_for(ctx, call, scope)
             if target is None:
+                where = _dataset_description(ctx, call)
                 indent, row = _statement_indent(ctx, statement)
-                comment = (f"{indent}# seqlint: in Keras 3 pass {moved_text} to the dataset's constructor "
-                           "(a PyDataset that calls super().__init__(**kwargs)).\n")
+                comment = (f"{indent}# seqlint: in Keras 3 pass {moved_text} to the constructor of {where} "
+                           "(a PyDataset whose __init__ passes **kwargs to super().__init__).\n")
                 edits.append(Edit(comment, Location(row, 1), Location(row, 1)))
-                notes.append("remove the worker arguments")
+                notes.append(f"remove {moved_text}: in Keras 3 they belong to the constructor of {where}, "
+                             "which this file does not show (a comment above the call says so)")
             else:
-                present = {a.keyword.value for a in target.args if a.keyword is not None}
+                call_node, dataset = target
+                present = {a.keyword.value for a in call_node.args if a.keyword is not None}
                 missing = [a for a in worker_args if a.keyword.value not in present]
                 if missing:
-                    edits.append(_append_args_edit(ctx, target, ", ".join(_arg_text(ctx, a) for a in missing)))
-                notes.append("move the worker arguments to the dataset's constructor")
+                    edits.append(_append_args_edit(ctx, call_node, ", ".join(_arg_text(ctx, a) for a in missing)))
+                constructor = f"`{ctx.code(call_node.func)}(...)`"
+                note = f"move {moved_text} to the dataset's constructor {constructor}"
+                if dataset.kind is None:
+                    applicability = Applicability.UNSAFE
+                    note += (f" (unsafe: seqlint cannot see class `{ctx.code(call_node.func)}`; its __init__ "
+                             "must take **kwargs and pass them to super().__init__)")
+                elif not dataset.accepts_kwargs:
+                    applicability = Applicability.UNSAFE
+                    note += (f" (unsafe: `{dataset.name}.__init__` takes no **kwargs yet; SEQ302's fix adds "
+                             "them, after which this fix is safe)")
+                notes.append(note)
         edits.sort(key=lambda e: (e.location, e.end_location))
-        message = notes[0][0].upper() + notes[0][1:] + "".join(f", {n}" for n in notes[1:])
-        return Fix(Applicability.SAFE, message, tuple(edits))
+        message = notes[0][0].upper() + notes[0][1:] + "".join(f"; {n}" for n in notes[1:])
+        return Fix(applicability, message, tuple(edits))
 
 
 class _Scope:
@@ -228,7 +255,7 @@ def _training_calls(ctx) -> list[tuple[cst.Call, cst.CSTNode, _Scope]]:
     for node in walk(ctx.module):
         if isinstance(node, cst.Assign):
             if (len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name)
-                    and isinstance(node.value, cst.Call) and isinstance(node.value.func, cst.Name)):
+                    and isinstance(node.value, cst.Call) and dotted_name(node.value.func) is not None):
                 scope = scopes.setdefault(id(ctx.enclosing_function(node)), _Scope())
                 scope.constructed[node.targets[0].target.value] = node.value
         elif isinstance(node, cst.Call):
@@ -254,48 +281,67 @@ def _dataset_arg(call: cst.Call) -> cst.BaseExpression | None:
     return None
 
 
-def _sequence_named(ctx, name: str):
-    for seq in ctx.sequences:
-        if seq.name == name:
-            return seq
-    return None
+@dataclass(frozen=True)
+class _Dataset:
+    """What seqlint knows of the class a dataset is built from."""
+
+    name: str = ""
+    kind: str | None = None  # "keras3", "legacy", or None: not a class seqlint can see
+    accepts_kwargs: bool = False  # its __init__ takes **kwargs (or it has none of its own)
 
 
-def _dataset_class(ctx, dataset, scope: _Scope) -> str | None:
-    """"legacy" / "keras3" when the dataset is built from a Sequence class of this file, else None."""
+def _dataset_class(ctx, dataset, scope: _Scope) -> _Dataset:
+    """The class of the dataset passed to fit: `Data(...)` inline or `d = Data(...)` earlier."""
     call = dataset
     if isinstance(dataset, cst.Name):
         call = scope.constructed.get(dataset.value)
-    if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Name):
-        return None
-    seq = _sequence_named(ctx, call.func.value)
-    if seq is None:
-        return None
-    return "keras3" if seq.keras3 else "legacy"
+    if not isinstance(call, cst.Call):
+        return _Dataset()
+    written = dotted_name(call.func)
+    if written is None:
+        return _Dataset()
+    if written not in ctx.imports:
+        for seq in ctx.sequences:
+            if seq.name == written:
+                init = seq.methods.get("__init__")
+                accepts = init is None or isinstance(init.params.star_kwarg, cst.Param)
+                if init is None and seq.external_methods.get("__init__") is not None:
+                    accepts = seq.external_methods["__init__"].star_kwargs
+                return _Dataset(seq.name, "keras3" if seq.keras3 else "legacy", accepts)
+    if ctx.project is not None:
+        qualname = ctx.qualified_name(call.func) or written
+        summary = ctx.project.resolve(qualname, ctx.filename)
+        if summary is not None:
+            base = ctx.project.keras_base(summary)
+            if base is not None:
+                init = ctx.project.inherited_methods(summary).get("__init__")
+                accepts = init is None or init.star_kwargs
+                return _Dataset(summary.name, "keras3" if base[1] else "legacy", accepts)
+    return _Dataset(written)
 
 
-def _accepts_worker_kwargs(seq) -> bool:
-    init = seq.methods.get("__init__")
-    if init is None:
-        return seq.keras3  # PyDataset.__init__ itself takes them
-    return isinstance(init.params.star_kwarg, cst.Param)
-
-
-def _constructor_for(ctx, call: cst.Call, scope: _Scope):
+def _constructor_for(ctx, call: cst.Call, scope: _Scope) -> tuple[cst.Call, _Dataset] | None:
     """The dataset constructor call the worker arguments can move to (inline or assigned), or None."""
     dataset = _dataset_arg(call)
     target = dataset
     if isinstance(dataset, cst.Name):
         target = scope.constructed.get(dataset.value)
-    if not isinstance(target, cst.Call) or not isinstance(target.func, cst.Name):
+    if not isinstance(target, cst.Call) or dotted_name(target.func) is None:
         return None
-    seq = _sequence_named(ctx, target.func.value)
-    if seq is None or not seq.keras3 or not _accepts_worker_kwargs(seq):
+    info = _dataset_class(ctx, target, scope)
+    if info.kind == "legacy":
         return None
-    return target
+    return target, info
 
 
-def _rename_edits(ctx, call: cst.Call, method: str) -> list[Edit]:
+def _dataset_description(ctx, call: cst.Call) -> str:
+    dataset = _dataset_arg(call)
+    if dataset is None:
+        return "the dataset"
+    return f"the dataset `{ctx.code(dataset)}`"
+
+
+def _rename_edits(ctx, call: cst.Call, method: str, removed: list[Edit]) -> list[Edit]:
     legacy = _LEGACY_POSITIONAL[method]
     edits = [Edit(_RENAMED[method], *ctx.position(call.func.attr))]
     positional = 0
@@ -305,33 +351,68 @@ def _rename_edits(ctx, call: cst.Call, method: str) -> list[Edit]:
             if 0 < positional <= len(legacy):
                 keyword = legacy[positional - 1]
                 has_verbose |= keyword == "verbose"
-                start = ctx.position(arg.value)[0]
+                start = span_with_parentheses(ctx, arg.value)[0]
                 edits.append(Edit(f"{keyword}=", start, start))
             positional += 1
         elif arg.keyword is not None:
             has_verbose |= arg.keyword.value == "verbose"
             if arg.keyword.value == "generator":
                 edits.append(Edit("x", *ctx.position(arg.keyword)))
-        elif arg.star == "**":
+        elif arg.star:
             has_verbose = True  # might be in there; do not risk a duplicate keyword
     if method != "fit_generator" and not has_verbose:
         edits.append(_append_args_edit(ctx, call, "verbose=0"))  # the old methods' quiet default
+    edits += _realign_edits(ctx, call, len(_RENAMED[method]) - len(method), removed)
     return edits
 
 
+def _realign_edits(ctx, call: cst.Call, shift: int, removed: list[Edit]) -> list[Edit]:
+    """Arguments aligned under the old call's opening parenthesis, moved by `shift` columns so they stay
+    aligned under the renamed call's: `model.fit_generator(gen,\n                    epochs=3)`."""
+    args = [a for a in call.args]
+    if not args or shift == 0:
+        return []
+    paren_row = ctx.position(call.func)[1].row
+    first = _arg_start(ctx, args[0])
+    if first.row != paren_row:
+        return []  # hanging indentation (arguments on the lines below): nothing is aligned to the name
+    edits = []
+    previous_end = _arg_end(ctx, args[0])
+    for arg in args[1:]:
+        start = _arg_start(ctx, arg)
+        line = line_of(ctx, start.row)
+        if start.row > previous_end.row and start.column == first.column and not line[: start.column - 1].strip():
+            line_start, arg_start = Location(start.row, 1), start
+            if not any(e.location <= arg_start and line_start <= e.end_location for e in removed):
+                edits.append(Edit(" " * max(0, start.column - 1 + shift), line_start, arg_start))
+        previous_end = _arg_end(ctx, arg)
+    return edits
+
+
+def _arg_start(ctx, arg: cst.Arg) -> Location:
+    if arg.keyword is not None:
+        return ctx.position(arg.keyword)[0]
+    if arg.star:
+        return ctx.position(arg)[0]
+    return span_with_parentheses(ctx, arg.value)[0]
+
+
+def _arg_end(ctx, arg: cst.Arg) -> Location:
+    return span_with_parentheses(ctx, arg.value)[1]
+
+
 def _arg_text(ctx, arg: cst.Arg) -> str:
-    start = ctx.position(arg.keyword if arg.keyword is not None else arg.value)[0]
-    end = ctx.position(arg.value)[1]
-    lines = ctx.source.splitlines(keepends=True)
+    start, end = _arg_start(ctx, arg), _arg_end(ctx, arg)
     if start.row == end.row:
-        return lines[start.row - 1][start.column - 1 : end.column - 1]
+        return line_of(ctx, start.row)[start.column - 1 : end.column - 1]
     return ctx.code(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT))
 
 
 def _append_args_edit(ctx, call: cst.Call, text: str) -> Edit:
-    """Add `text` (keyword arguments) after the last argument of `call`."""
+    """Add `text` (keyword arguments) after the last argument of `call` (after its parentheses, before
+    a trailing comma)."""
     if call.args:
-        end = ctx.position(call.args[-1].value)[1]
+        end = _arg_end(ctx, call.args[-1])
         return Edit(f", {text}", end, end)
     end = ctx.position(call)[1]
     before_paren = Location(end.row, end.column - 1)
@@ -339,30 +420,55 @@ def _append_args_edit(ctx, call: cst.Call, text: str) -> Edit:
 
 
 def _removal_edits(ctx, call: cst.Call, names: tuple[str, ...]) -> list[Edit]:
-    """Delete the keyword arguments `names`, each with the comma that separates it from its neighbour."""
+    """Delete the keyword arguments `names`, each with the comma that separates it from its neighbour.
+
+    A comment between the previous argument and a removed last one stays (the previous argument then
+    keeps its trailing comma, which Python allows): `epochs=5,  # five` loses nothing.
+    """
     args = list(call.args)
     edits = []
     previous_end = None  # end of the argument before, once one is kept
     for index, arg in enumerate(args):
         removed = arg.keyword is not None and arg.keyword.value in names
         if not removed:
-            previous_end = ctx.position(arg.value)[1]
+            previous_end = _arg_end(ctx, arg)
             continue
-        if previous_end is not None:
-            start, end = previous_end, ctx.position(arg.value)[1]
-            previous_end = end
-        else:  # leading arguments: take the comma after them instead
-            start = ctx.position(arg.keyword)[0]
-            if index + 1 < len(args):
-                following = args[index + 1]
-                end = ctx.position(following.keyword if following.keyword is not None else following.value)[0]
-            else:
-                end = ctx.position(arg.value)[1]
-        edits.append(Edit("", start, end))
-    return edits
+        start, end = _arg_start(ctx, arg), _arg_end(ctx, arg)
+        following = next((a for a in args[index + 1:]), None)
+        if following is not None:
+            # Up to the next argument: the comma and the space (or line break) after this one go too.
+            edits.append(Edit("", start, _arg_start(ctx, following)))
+            continue
+        if previous_end is not None and "#" not in _between(ctx, previous_end, start):
+            edits.append(Edit("", previous_end, end))
+        else:
+            comma = arg.comma
+            edits.append(Edit("", start, ctx.position(comma)[1] if isinstance(comma, cst.Comma) else end))
+    return _merged(edits)
+
+
+def _between(ctx, start: Location, end: Location) -> str:
+    if start.row == end.row:
+        return line_of(ctx, start.row)[start.column - 1 : end.column - 1]
+    parts = [line_of(ctx, start.row)[start.column - 1:]]
+    parts += [line_of(ctx, row) for row in range(start.row + 1, end.row)]
+    parts.append(line_of(ctx, end.row)[: end.column - 1])
+    return "".join(parts)
+
+
+def _merged(edits: list[Edit]) -> list[Edit]:
+    """Deletions that touch or overlap become one (two removed arguments in a row)."""
+    out: list[Edit] = []
+    for edit in sorted(edits, key=lambda e: (e.location, e.end_location)):
+        if out and edit.location <= out[-1].end_location:
+            last = out[-1]
+            out[-1] = Edit("", last.location, max(last.end_location, edit.end_location))
+        else:
+            out.append(edit)
+    return out
 
 
 def _statement_indent(ctx, statement: cst.CSTNode) -> tuple[str, int]:
     start, _ = ctx.position(statement)
-    line = ctx.source.splitlines()[start.row - 1]
+    line = line_of(ctx, start.row)
     return line[: len(line) - len(line.lstrip())], start.row

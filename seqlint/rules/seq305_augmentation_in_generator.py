@@ -14,7 +14,7 @@ from seqlint.analysis.effects import (
     is_random_call,
     is_rng_seeding_call,
 )
-from seqlint.analysis.hotpath import Phase, walk
+from seqlint.analysis.hotpath import Phase, children, walk
 from seqlint.findings import Finding
 from seqlint.rules.base import Invalid, Rule
 
@@ -272,70 +272,120 @@ class _Taint:
 
     Indexing the dataset (`self.x[i]`) with a random index is sampling, not augmentation: the index
     does not taint the sample it picks.
+
+    Linear in the function's size: each assignment's value is read once, names are propagated over
+    a worklist, and `sources` folds every node once (memoised), so a 5,000-term expression chain
+    costs 5,000 steps, not 5,000 walks of its ever longer left operand.
     """
 
     def __init__(self, ctx, func: cst.FunctionDef):
         self.ctx = ctx
         self.names: dict[str, set[int]] = {}
-        # Names assigned an expression that draws itself (`noise = random.choice(clips)`): one hop only.
+        # Names assigned an expression that draws itself (`noise = random.choice(clips)`), in source
+        # order: a later assignment sees what the earlier ones drew.
         self.direct_names: dict[str, set[int]] = {}
         self.draws: dict[int, cst.Call] = {}
+        self._draw_memo: dict[int, bool] = {}
+        self._memo: dict[bool, dict[int, frozenset[int]]] = {True: {}, False: {}}
         assigns = [n for n in walk(func.body) if isinstance(n, (cst.Assign, cst.AugAssign))]
+        flow: list[tuple[list[str], set[str]]] = []
         for node in assigns:
-            sources = self.sources(node.value, direct=True)
             targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-            for target in targets:
-                for bound in _flat_names(target):
-                    self.direct_names.setdefault(bound, set()).update(sources)
-        changed = True
-        while changed:
-            changed = False
-            for node in assigns:
-                sources = self.sources(node.value)
-                if not sources:
-                    continue
-                targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-                for target in targets:
-                    for bound in _flat_names(target):
-                        before = self.names.setdefault(bound, set())
-                        if not sources <= before:
-                            before.update(sources)
-                            changed = True
+            bound = [name for target in targets for name in _flat_names(target)]
+            draws, read = self._reads(node.value, direct=True)
+            drawn = set(draws).union(*(self.direct_names.get(name, ()) for name in read))
+            for name in bound:
+                self.direct_names.setdefault(name, set()).update(drawn)
+            draws, read = self._reads(node.value, direct=False)
+            for name in bound:
+                self.names.setdefault(name, set()).update(draws)
+            flow.append((bound, read))
+        # Propagate along `target = f(name)` edges until nothing changes (each name is re-queued only
+        # when its set grew, and sets only hold the function's few draws).
+        edges: dict[str, set[str]] = {}
+        for bound, read in flow:
+            for name in read:
+                edges.setdefault(name, set()).update(bound)
+        pending = [name for name in edges if self.names.get(name)]
+        while pending:
+            name = pending.pop()
+            drawn = self.names.get(name, set())
+            for target in edges.get(name, ()):
+                known = self.names.setdefault(target, set())
+                if not drawn <= known:
+                    known.update(drawn)
+                    pending.append(target)
 
-    def sources(self, expr: cst.CSTNode | None, direct: bool = False) -> set[int]:
-        """Draws the value of `expr` depends on; `direct`: drawn in it or one assignment before it."""
-        if expr is None:
-            return set()
-        names = self.direct_names if direct else self.names
-        found: set[int] = set()
-        stack = [expr]
+    def _is_draw(self, node: cst.CSTNode) -> bool:
+        key = id(node)
+        if key not in self._draw_memo:
+            self._draw_memo[key] = _is_draw(self.ctx, node)
+            if self._draw_memo[key]:
+                self.draws[key] = node
+        return self._draw_memo[key]
+
+    def _followed(self, node: cst.CSTNode, direct: bool) -> list[cst.CSTNode]:
+        """The parts of `node` whose values flow into its value."""
+        if isinstance(node, cst.Subscript):
+            # A value picked or cropped at a random position is not itself random noise; what
+            # decides the position is judged where it is used (a slice of one sample is a crop).
+            return [node.value]
+        if isinstance(node, (cst.FunctionDef, cst.Lambda)):
+            return []
+        if (direct and isinstance(node, cst.Call) and not self._is_draw(node)
+                and self.ctx.qualified_name(node) not in _CONVERSIONS):
+            # `self.load(random.choice(paths))` is a sample picked at random, not random values:
+            # follow only the receiver (`rng.normal(...).astype(...)`), not the arguments.
+            return [node.func]
+        return children(node)
+
+    def _reads(self, expr: cst.CSTNode | None, direct: bool) -> tuple[list[int], set[str]]:
+        """(draws made in `expr`, local names it reads): one walk, for the assignment pass."""
+        draws: list[int] = []
+        read: set[str] = set()
+        stack = [expr] if expr is not None else []
         while stack:
             node = stack.pop()
-            if isinstance(node, cst.Call) and _is_draw(self.ctx, node):
-                self.draws[id(node)] = node
-                found.add(id(node))
+            if isinstance(node, cst.Call) and self._is_draw(node):
+                draws.append(id(node))
             elif isinstance(node, cst.Name):
-                found.update(names.get(node.value, ()))
-            if isinstance(node, cst.Subscript):
-                # A value picked or cropped at a random position is not itself random noise; what
-                # decides the position is judged where it is used (a slice of one sample is a crop).
-                stack.append(node.value)
+                read.add(node.value)
+            stack.extend(self._followed(node, direct))
+        return draws, read
+
+    def sources(self, expr: cst.CSTNode | None, direct: bool = False) -> frozenset[int]:
+        """Draws the value of `expr` depends on; `direct`: drawn in it or one assignment before it."""
+        if expr is None:
+            return frozenset()
+        memo = self._memo[direct]
+        names = self.direct_names if direct else self.names
+        stack: list[tuple[cst.CSTNode, list[cst.CSTNode] | None]] = [(expr, None)]
+        while stack:  # post-order: a node is folded once all the parts it follows are
+            node, parts = stack.pop()
+            if id(node) in memo:
                 continue
-            if isinstance(node, (cst.FunctionDef, cst.Lambda)):
+            if parts is None:
+                parts = self._followed(node, direct)
+                stack.append((node, parts))
+                stack.extend((part, None) for part in parts if id(part) not in memo)
                 continue
-            if (direct and isinstance(node, cst.Call) and not _is_draw(self.ctx, node)
-                    and self.ctx.qualified_name(node) not in _CONVERSIONS):
-                # `self.load(random.choice(paths))` is a sample picked at random, not random values:
-                # follow only the receiver (`rng.normal(...).astype(...)`), not the arguments.
-                stack.append(node.func)
-                continue
-            stack.extend(node.children)
-        return found
+            own: set[int] = set()
+            if isinstance(node, cst.Call) and self._is_draw(node):
+                own.add(id(node))
+            elif isinstance(node, cst.Name):
+                own.update(names.get(node.value, ()))
+            found = [memo[id(part)] for part in parts if memo[id(part)]]
+            if not own and len(found) <= 1:
+                memo[id(node)] = found[0] if found else frozenset()  # shared, not copied up a chain
+            else:
+                memo[id(node)] = frozenset(own).union(*found)
+        return memo[id(expr)]
 
 
 def _augmenting_draws(ctx, func: cst.FunctionDef) -> dict[cst.Call, list[str]]:
     """Random draws whose value decides or parametrises an augmentation, with the layers doing it."""
     taint = _Taint(ctx, func)
+    transforms = _TransformLayers(ctx)
     result: dict[int, list[str]] = {}
 
     def mark(sources: set[int], layers: list[str]) -> None:
@@ -343,11 +393,13 @@ def _augmenting_draws(ctx, func: cst.FunctionDef) -> dict[cst.Call, list[str]]:
             known = result.setdefault(source, [])
             known.extend(layer for layer in layers if layer not in known)
 
-    for node in walk(func.body):
+    for node, in_index in _walk_marking_indices(func.body):
         if isinstance(node, (cst.If, cst.IfExp)):
             # A transform applied under a random condition: `if np.random.rand() < 0.5: x = np.fliplr(x)`.
             branches = [node.body] if isinstance(node, cst.If) else [node.body, node.orelse]
-            layers = [layer for branch in branches for layer in _transform_layers(ctx, branch)]
+            layers = []
+            for branch in branches:
+                layers.extend(layer for layer in transforms.of(branch) if layer not in layers)
             if layers:
                 mark(taint.sources(node.test), layers)
         elif isinstance(node, cst.Call):
@@ -361,7 +413,7 @@ def _augmenting_draws(ctx, func: cst.FunctionDef) -> dict[cst.Call, list[str]]:
                     mark(taint.sources(arg.value, direct=True), layers)
         elif isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract, cst.Multiply)):
             # Noise or gain applied to the data: `x + rng.normal(0, 0.1, x.shape)`, `wav * uniform(0.8, 1.2)`.
-            if _in_index(ctx, node, func):
+            if in_index:  # arithmetic inside a subscript (`self.x[i * bs + r]`) computes positions
                 continue
             for side, other in ((node.left, node.right), (node.right, node.left)):
                 sources = taint.sources(side, direct=True)
@@ -376,16 +428,50 @@ def _augmenting_draws(ctx, func: cst.FunctionDef) -> dict[cst.Call, list[str]]:
     return {taint.draws[key]: layers for key, layers in result.items()}
 
 
-def _transform_layers(ctx, branch: cst.CSTNode) -> list[str]:
-    layers: list[str] = []
-    for node in walk(branch):
-        found: list[str] = []
+class _TransformLayers:
+    """The preprocessing layers that could do the transforms under a node (calls of transform functions
+    and reversing slices), folded once per node: an `a if c else b if d else ...` chain is not
+    re-walked for every `if` in it."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self._memo: dict[int, tuple[str, ...]] = {}
+
+    def _own(self, node: cst.CSTNode) -> list[str]:
         if isinstance(node, cst.Call):
-            found = _layers_for([ctx.qualified_name(node) or ""])
-        elif isinstance(node, cst.Subscript) and _is_reversing(node):
-            found = ["RandomFlip"]
-        layers.extend(layer for layer in found if layer not in layers)
-    return layers
+            return _layers_for([self.ctx.qualified_name(node) or ""])
+        if isinstance(node, cst.Subscript) and _is_reversing(node):
+            return ["RandomFlip"]
+        return []
+
+    def of(self, root: cst.CSTNode) -> tuple[str, ...]:
+        memo = self._memo
+        stack: list[tuple[cst.CSTNode, list[cst.CSTNode] | None]] = [(root, None)]
+        while stack:
+            node, parts = stack.pop()
+            if id(node) in memo:
+                continue
+            if parts is None:
+                parts = children(node)
+                stack.append((node, parts))
+                stack.extend((part, None) for part in parts if id(part) not in memo)
+                continue
+            # Pre-order, as a walk would list them: the node's own layers, then its parts' in order.
+            layers = list(self._own(node))
+            for part in parts:
+                layers.extend(layer for layer in memo[id(part)] if layer not in layers)
+            memo[id(node)] = tuple(layers)
+        return memo[id(root)]
+
+
+def _walk_marking_indices(root: cst.CSTNode):
+    """(node, inside a subscript's index) for every node under `root`, parents before children."""
+    stack = [(root, False)]
+    while stack:
+        node, in_index = stack.pop()
+        yield node, in_index
+        inner = in_index or isinstance(node, (cst.SubscriptElement, cst.Slice))
+        stack.extend((child, inner) for child in reversed(children(node)))
 
 
 def _is_reversing(node: cst.Subscript) -> bool:
@@ -395,16 +481,6 @@ def _is_reversing(node: cst.Subscript) -> bool:
             step = part.step
             if isinstance(step, cst.UnaryOperation) and isinstance(step.operator, cst.Minus):
                 return True
-    return False
-
-
-def _in_index(ctx, node: cst.CSTNode, func: cst.FunctionDef) -> bool:
-    """Arithmetic inside a subscript (`self.x[i * bs + r]`) computes positions, not data."""
-    for ancestor in ctx.ancestors(node):
-        if ancestor is func:
-            return False
-        if isinstance(ancestor, (cst.SubscriptElement, cst.Slice)):
-            return True
     return False
 
 

@@ -50,8 +50,14 @@ class Batches(keras.utils.PyDataset):
 
 ## Fix safety
 The fix replaces the expression with `math.ceil(a / b)` and adds `import math`. It is **unsafe**: the
-epoch gains a batch, and a `__getitem__` that assumes full batches (preallocated arrays, reshapes to
-`batch_size`) may break on it.
+epoch gains a batch, and code that assumes full batches must cope with a shorter last one.
+
+Arrays allocated per batch with the batch size (`np.empty((self.batch_size, *self.dim))`, `np.zeros`,
+`np.ones`, `np.full`), as the well-known Stanford `DataGenerator` does, would leave rows of the new last
+batch uninitialised: garbage labels that crash `to_categorical`, or silently train on garbage. The fix
+sizes them by the batch's real row count instead (`len(list_IDs_temp)`, the sequence the loop filling
+their rows runs over). When it cannot tell that count (no loop filling the rows, or a loop over
+`range(self.batch_size)`, or a `reshape` to the batch size), no fix is offered and the finding says why.
 """
 
     valid = [
@@ -227,18 +233,157 @@ class Gen(Sequence):
                         continue
                     expr, num, den = found
                     text = f"math.ceil({ctx.code(num)} / {ctx.code(den)})"
-                    fix = make_fix(
-                        Applicability.UNSAFE,
-                        f"Round up: `{text}` (the epoch gains the last partial batch)",
-                        [replace(ctx, expr, text), ensure_import(ctx, "math")],
-                    )
-                    yield ctx.report(
-                        self,
-                        expr,
-                        f"`{seq.name}.__len__` rounds `{ctx.code(num)} / {ctx.code(den)}` down: "
-                        "the last partial batch is never yielded",
-                        fix=fix,
-                    )
+                    sizing = _full_batch_assumptions(ctx, seq, den)
+                    message = (f"`{seq.name}.__len__` rounds `{ctx.code(num)} / {ctx.code(den)}` down: "
+                               "the last partial batch is never yielded")
+                    if sizing.blocker is not None:
+                        # Rounding up would hand the new last batch to code that assumes a full one.
+                        yield ctx.report(self, expr, message, hint=(
+                            f"No automatic fix: {sizing.blocker}. Make the batch code handle a shorter "
+                            f"last batch, then round up with `{text}`."))
+                        continue
+                    edits = [replace(ctx, expr, text), ensure_import(ctx, "math")]
+                    edits += [replace(ctx, node, new) for node, new in sizing.resized]
+                    what = "the epoch gains the last partial batch"
+                    if sizing.resized:
+                        what += "; arrays allocated with the batch size take the batch's real row count"
+                    fix = make_fix(Applicability.UNSAFE, f"Round up: `{text}` ({what})", edits)
+                    yield ctx.report(self, expr, message, fix=fix)
+
+
+_ALLOCATORS = {"numpy.empty", "numpy.zeros", "numpy.ones", "numpy.full"}
+
+
+class _Sizing:
+    """What rounding up needs besides `math.ceil`: allocations to resize, or why it cannot be done."""
+
+    def __init__(self) -> None:
+        self.resized: list[tuple[cst.CSTNode, str]] = []  # (batch-size node in a shape, row count code)
+        self.blocker: str | None = None
+
+
+def _full_batch_assumptions(ctx, seq, den: cst.BaseExpression) -> _Sizing:
+    """Find per-batch code that assumes every batch holds `den` rows (`self.batch_size`)."""
+    sizing = _Sizing()
+    size = _bare_code(ctx, den)
+    if not size.startswith("self."):
+        return sizing  # a local or a literal: its uses in other methods are not this value
+    for func in ctx.batch_functions(seq):
+        for node in walk(func.body):
+            if isinstance(node, cst.Call):
+                qual = ctx.qualified_name(node)
+                if qual in _ALLOCATORS:
+                    first = _first_dimension(node)
+                    if first is None or _bare_code(ctx, first) != size:
+                        continue
+                    target = _assigned_name(ctx, node)
+                    count = _row_count(ctx, func, target, node) if target else None
+                    if count is None:
+                        sizing.blocker = (f"`{ctx.code(node.func)}(...)` allocates `{size}` rows per batch "
+                                          "and seqlint cannot tell how many the last batch fills")
+                        return sizing
+                    sizing.resized.append((first, count))
+                elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "reshape" and any(
+                        _bare_code(ctx, arg.value) == size for arg in node.args):
+                    sizing.blocker = f"`{ctx.code(node)}` reshapes to `{size}` rows"
+                    return sizing
+            elif isinstance(node, cst.For) and _is_range_of(ctx, node.iter, size):
+                sizing.blocker = f"a loop over `{ctx.code(node.iter)}` expects full batches"
+                return sizing
+    return sizing
+
+
+def _first_dimension(call: cst.Call) -> cst.BaseExpression | None:
+    """The first dimension of `np.empty(shape, ...)` / `np.empty(shape=...)`."""
+    shape = None
+    for arg in call.args:
+        if arg.keyword is None and not arg.star:
+            shape = arg.value
+            break
+        if arg.keyword is not None and arg.keyword.value == "shape":
+            shape = arg.value
+            break
+    if isinstance(shape, (cst.Tuple, cst.List)):
+        if not shape.elements or isinstance(shape.elements[0], cst.StarredElement):
+            return None
+        return shape.elements[0].value
+    return shape
+
+
+def _assigned_name(ctx, call: cst.Call) -> str | None:
+    statement = ctx.parent(call)
+    if isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name):
+        return statement.targets[0].target.value
+    return None
+
+
+def _is_range_of(ctx, expr: cst.BaseExpression, size: str) -> bool:
+    return (isinstance(expr, cst.Call) and ctx.qualified_name(expr) == "range"
+            and any(_bare_code(ctx, arg.value) == size for arg in expr.args))
+
+
+def _bare_code(ctx, expr: cst.BaseExpression) -> str:
+    """The expression's code without the parentheses around it: `(self.batch_size)` is `self.batch_size`."""
+    if getattr(expr, "lpar", None):
+        expr = expr.with_changes(lpar=[], rpar=[])
+    return ctx.code(expr)
+
+
+def _row_count(ctx, func: cst.FunctionDef, array: str, allocation: cst.Call) -> str | None:
+    """Code for how many rows the batch really fills: `len(S)` when a loop over `enumerate(S)` or
+    `range(len(S))` writes `array[i]` (or `array[i, ...]`), S known before the allocation."""
+    allocated_at = ctx.position(allocation)[0].row
+    for node in walk(func.body):
+        if not isinstance(node, cst.For):
+            continue
+        index, source = _loop_index(ctx, node)
+        if index is None or not _writes_rows(node, array, index):
+            continue
+        if isinstance(source, cst.Name) and not _bound_before(ctx, func, source.value, allocated_at):
+            return None
+        return f"len({ctx.code(source)})"
+    return None
+
+
+def _loop_index(ctx, loop: cst.For) -> tuple[str | None, cst.BaseExpression | None]:
+    """(index variable, sequence it counts) for `for i, v in enumerate(S)` and `for i in range(len(S))`."""
+    iterable = loop.iter
+    if not isinstance(iterable, cst.Call) or not iterable.args:
+        return None, None
+    qual = ctx.qualified_name(iterable)
+    first = iterable.args[0].value
+    if qual == "enumerate" and isinstance(loop.target, cst.Tuple) and loop.target.elements:
+        index = loop.target.elements[0].value
+        if isinstance(index, cst.Name) and len(iterable.args) == 1:
+            return index.value, first
+    if (qual == "range" and len(iterable.args) == 1 and isinstance(loop.target, cst.Name)
+            and isinstance(first, cst.Call) and ctx.qualified_name(first) == "len" and len(first.args) == 1):
+        return loop.target.value, first.args[0].value
+    return None, None
+
+
+def _writes_rows(loop: cst.For, array: str, index: str) -> bool:
+    for node in walk(loop.body):
+        targets = node.targets if isinstance(node, cst.Assign) else ()
+        for target in targets:
+            sub = target.target
+            if (isinstance(sub, cst.Subscript) and isinstance(sub.value, cst.Name) and sub.value.value == array
+                    and sub.slice and isinstance(sub.slice[0].slice, cst.Index)
+                    and isinstance(sub.slice[0].slice.value, cst.Name) and sub.slice[0].slice.value.value == index):
+                return True
+    return False
+
+
+def _bound_before(ctx, func: cst.FunctionDef, name: str, row: int) -> bool:
+    params = func.params
+    if any(p.name.value == name for p in (*params.posonly_params, *params.params, *params.kwonly_params)):
+        return True
+    for node in walk(func.body):
+        if isinstance(node, cst.Assign) and any(
+                isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets):
+            if ctx.position(node)[0].row < row:
+                return True
+    return False
 
 
 def _mentions_drop(func: cst.FunctionDef) -> bool:

@@ -145,3 +145,35 @@ def test_per_file_ignores_from_file_and_cli(tmp_path):
     assert s.codes_for(tmp_path / "train.py") == set(CODES)
     with pytest.raises(ConfigError, match="expected GLOB:CODE"):
         parse_per_file_ignores(["no-colon"])
+
+
+@pytest.mark.parametrize("where", ["here", "above"])
+def test_broken_pyproject_is_reported_with_path_line_and_reason(tmp_path, where):
+    """Issue 13 §4: a broken pyproject.toml used to be skipped, and its `ignore` list silently dropped."""
+    broken = write_pyproject(tmp_path, '[tool.seqlint]\nignore = ["SEQ302"\nselect = ["SEQ3"]\n')
+    start = tmp_path if where == "here" else tmp_path / "pkg" / "src"
+    start.mkdir(parents=True, exist_ok=True)
+    with pytest.raises(ConfigError) as info:
+        load_settings([str(start)], Overrides(), CODES)
+    message = str(info.value)
+    assert message.startswith(f"{broken}:3:1: invalid TOML: ")
+    assert "Unclosed array" in message
+
+
+def test_broken_pyproject_ending_early_points_at_its_end(tmp_path):
+    broken = write_pyproject(tmp_path, '[tool.seqlint]\nignore = [\n  "SEQ302",\n')
+    with pytest.raises(ConfigError, match=rf"^{broken}:3:12: invalid TOML: .*\(the file ends first\)"):
+        load_settings([str(tmp_path)], Overrides(), CODES)
+
+
+def test_broken_pyproject_exits_2_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    write_pyproject(tmp_path, '[tool.seqlint]\nignore = ["SEQ302"\n')
+    (tmp_path / "gen.py").write_text("x = 1\n")
+    proc = subprocess.run([sys.executable, "-m", "seqlint", "check", "gen.py"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"seqlint: error: {tmp_path / 'pyproject.toml'}:2:19: invalid TOML: ")
+    assert proc.stdout == ""  # no "All checks passed!" when the configuration could not be read

@@ -65,3 +65,28 @@ def test_bare_and_coded_on_one_line_stays_bare():
 def test_unterminated_source_keeps_directives_read_so_far():
     d = parse_noqa("x = 1  # noqa: SEQ101\ny = (\n")
     assert d.suppresses(finding("SEQ101", 1))
+
+
+def test_unknown_seqlint_codes_are_found_other_linters_codes_are_not():
+    from seqlint.noqa import unknown_codes
+
+    known = frozenset({"SEQ101", "SEQ302"})
+    source = ("x = 1  # noqa: SEQ999, E501, SEQ101\n"
+              "s = '# noqa: SEQ998'\n"
+              "z = 3  # noqa: seq302\n")
+    assert unknown_codes(source, known) == [(1, "SEQ999")]
+
+
+def test_unknown_noqa_code_warns_on_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "gen.py").write_text(
+        "from tensorflow import keras\n\n\nclass Gen(keras.utils.PyDataset):\n"
+        "    def __init__(self, x):  # noqa: SEQ320\n        self.x = x\n")
+    proc = subprocess.run([sys.executable, "-m", "seqlint", "check", "gen.py", "--output-format", "concise"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1  # the typo suppresses nothing: SEQ302 is still reported
+    assert "gen.py:5:9: SEQ302" in proc.stdout
+    assert ("warning: gen.py:5: `# noqa` names SEQ320, which is not a seqlint rule (`seqlint rule --all` "
+            "lists them); it suppresses nothing") in proc.stderr

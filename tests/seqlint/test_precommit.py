@@ -8,6 +8,7 @@ it (pip settings, such as a mirror, are inherited from the environment).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +102,37 @@ def test_hooks_run_by_pre_commit(hook_repo, tmp_path):
     assert (project / "bad.py").read_text() == GOOD
     proc = pre_commit("run", "seqlint-fix", "--files", "bad.py", cwd=project, home=home)
     assert proc.returncode == 0, proc.stdout
+
+
+def readme_hook_config() -> str:
+    """The pre-commit configuration block of README.md, as a user copies it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```yaml\nrepos:\n")
+    return readme[start + len("```yaml\n"): readme.index("```", start + 3)]
+
+
+@pytest.mark.slow
+def test_readme_snippet_runs_against_a_clone_of_this_repository(tmp_path):
+    """Issue 13 §5: the README's `rev:` must exist and its hooks must work. The snippet is used as
+    written, but for the repository URL (this repository has no public one): a clone of it."""
+    config = readme_hook_config()
+    rev = re.search(r"^\s*rev:\s*(\S+)\s*$", config, re.MULTILINE).group(1)
+    clone = tmp_path / "seqkit-clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, capture_output=True, timeout=300)
+    resolved = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=clone,
+                              capture_output=True, text=True)
+    assert resolved.returncode == 0, f"README's rev {rev!r} is not a commit or tag of this repository"
+    url = re.search(r"^\s*- repo:\s*(\S+)", config, re.MULTILINE).group(1)
+    project = tmp_path / "project"
+    project.mkdir()
+    git("init", "-q", cwd=project)
+    (project / ".pre-commit-config.yaml").write_text(config.replace(url, str(clone)))
+    (project / "bad.py").write_text(BAD)
+    git("add", "-A", cwd=project)
+    home = tmp_path / "pre-commit-home"
+    proc = pre_commit("run", "seqlint", "--files", "bad.py", cwd=project, home=home)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "bad.py:5:9: SEQ302" in proc.stdout
+    assert "mutable reference" not in proc.stdout + proc.stderr  # a pinned commit, as pre-commit wants
+    proc = pre_commit("run", "seqlint-fix", "--files", "bad.py", cwd=project, home=home)
+    assert (project / "bad.py").read_text() == GOOD

@@ -61,7 +61,7 @@ def test_bad_files_are_reported_and_the_rest_still_checked(tmp_path):
                                         "(declare the file's encoding or convert it to UTF-8)")
     assert errors["broken.py"][0] == "2" and "syntax error" in errors["broken.py"][1]
     assert errors["missing.py"] == (None, "no such file or directory")
-    assert "warning: no Python files found under no_python" in proc.stderr
+    assert "warning: no Python files or notebooks found under no_python" in proc.stderr
 
 
 def test_declared_encoding_is_honoured(tmp_path):
@@ -79,7 +79,7 @@ def test_empty_directory_and_empty_file_are_clean(tmp_path):
     assert (proc.returncode, proc.stderr) == (0, "")
     proc = seqlint("check", "sub", cwd=tmp_path)
     assert proc.returncode == 0
-    assert proc.stderr == "warning: no Python files found under sub\n"
+    assert proc.stderr == "warning: no Python files or notebooks found under sub\n"
 
 
 def test_missing_path_alone_exits_2(tmp_path):
