@@ -76,12 +76,20 @@ class ModuleContext:
     def is_sample_data(self, node: cst.CSTNode, live: bool = False) -> bool:
         """Whether the expression holds sample data in some Sequence's per-batch code (and, with `live`,
         data that reaches the returned batch rather than only picking rows or naming files)."""
+        return id(node) in self._sample_data_nodes[1 if live else 0]
+
+    @cached_property
+    def _sample_data_nodes(self) -> tuple[frozenset[int], frozenset[int]]:
+        """(nodes holding sample data, those whose data reaches a batch), over every Sequence's flow."""
+        data, live = set(), set()
         for seq in self.sequences:
             flow = self.batch_flow(seq)
-            for value in flow.values_at(node):
-                if value.data and (not live or id(value) in flow.live):
-                    return True
-        return False
+            for value in flow.values:
+                if value.data and value.node is not None:
+                    data.add(id(value.node))
+                    if id(value) in flow.live:
+                        live.add(id(value.node))
+        return frozenset(data), frozenset(live)
 
     def clean_steps(self, seq: SequenceClass):
         """Which values of `seq`'s batch flow are deterministic steps of one sample source (regions.py)."""

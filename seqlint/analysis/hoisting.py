@@ -34,7 +34,7 @@ from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy
 from seqlint.analysis.rowwise import RowWiseProof, is_module_name, vectorised_loop
 from seqlint.analysis.values import Op, Value
 from seqlint.findings import Edit
-from seqlint.fixes import indentation_of, is_docstring, line_start, replace
+from seqlint.fixes import indentation_of, is_docstring, line_start, replace, source_lines
 
 
 @dataclass
@@ -730,7 +730,7 @@ def _delete(ctx, stmt) -> tuple[int, int]:
 def deletion_edits(ctx, spans: list[tuple[int, int]]) -> list[Edit]:
     """Edits removing whole lines, adjacent spans merged (one fix's edits must not overlap), and a
     blank line dropped where removing code would leave two in a row."""
-    lines = ctx.source.splitlines()
+    lines = [line.rstrip("\r\n") for line in source_lines(ctx.source)]
     merged: list[list[int]] = []
     for first, last in sorted(spans):
         if merged and first <= merged[-1][1] + 1:

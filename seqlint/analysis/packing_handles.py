@@ -33,7 +33,7 @@ from seqlint.analysis.packing import (
 from seqlint.analysis.regions import is_file, regions
 from seqlint.analysis.values import Op, Value
 from seqlint.findings import Edit
-from seqlint.fixes import indentation_of, line_start, replace
+from seqlint.fixes import indentation_of, line_start, replace, source_lines
 
 
 def handle_plans(ctx, seq, flow, clean, used_names: set[str]) -> list[PackPlan]:
@@ -288,7 +288,7 @@ def _unopened(ctx, func, kind, stmt, handle_name, replacements: dict[int, str]) 
         return edits
     # `with open(...) as f:` goes; its body, the reads replaced, moves out one level.
     start, end = ctx.position(stmt)
-    lines = ctx.source.splitlines(keepends=True)
+    lines = source_lines(ctx.source)
     first_body = _start(ctx, stmt.body.body[0])[0]
     outer = indentation_of(ctx, stmt)
     inner = indentation_of(ctx, stmt.body.body[0])

@@ -711,18 +711,23 @@ def is_module_name(ctx, name: str) -> bool:
 
 def module_binds(ctx, name: str) -> bool:
     """`name` is imported, assigned, or defined at module level."""
-    if name in ctx.imports:
-        return True
-    for stmt in ctx.module.body:
-        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == name:
-            return True
-        if isinstance(stmt, cst.SimpleStatementLine):
-            for small in stmt.body:
-                if isinstance(small, cst.Assign) and any(
-                    isinstance(n, cst.Name) and n.value == name for t in small.targets for n in walk(t.target)
-                ):
-                    return True
-    return False
+    return name in ctx.imports or name in _module_names(ctx)
+
+
+def _module_names(ctx) -> frozenset[str]:
+    """The names the module's top level defines or assigns, collected once per module."""
+    cached = ctx.__dict__.get("_module_level_names")
+    if cached is None:
+        names = set()
+        for stmt in ctx.module.body:
+            if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+                names.add(stmt.name.value)
+            elif isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, cst.Assign):
+                        names |= {n.value for t in small.targets for n in walk(t.target) if isinstance(n, cst.Name)}
+        cached = ctx.__dict__["_module_level_names"] = frozenset(names)
+    return cached
 
 
 def attribute_root(node) -> str | None:

@@ -14,7 +14,7 @@ from seqlint.analysis.effects import (
 )
 from seqlint.analysis.hotpath import Phase, names_in, walk
 from seqlint.findings import Applicability, Edit, Finding, Fix, Location
-from seqlint.fixes import ensure_import, indentation_of, insert_lines_after, insert_lines_before, is_docstring
+from seqlint.fixes import ensure_import, indentation_of, insert_lines_after, insert_lines_before, is_docstring, source_lines
 from seqlint.rules.base import Invalid, Rule
 
 # Attributes the fix adds: the entropy generators are derived from, and the epoch they are drawn in.
@@ -336,11 +336,11 @@ def _epoch_counter(ctx, seq, getitem: cst.FunctionDef) -> list[Edit | None]:
     lines.append(f"{body_indent}self.{_EPOCH} += 1")
     last = class_body.body[-1]
     end = ctx.position(last)[1]
-    source_lines = ctx.source.splitlines(keepends=True)
+    all_lines = source_lines(ctx.source)
     text = "\n" + "".join(f"{line}\n" for line in lines)
-    if end.row >= len(source_lines) and not source_lines[-1].endswith("\n"):
-        return [Edit("\n" + text.rstrip("\n"), Location(end.row, len(source_lines[-1]) + 1),
-                     Location(end.row, len(source_lines[-1]) + 1))]
+    if end.row >= len(all_lines) and not all_lines[-1].endswith("\n"):
+        return [Edit("\n" + text.rstrip("\n"), Location(end.row, len(all_lines[-1]) + 1),
+                     Location(end.row, len(all_lines[-1]) + 1))]
     return [Edit(text, Location(end.row + 1, 1), Location(end.row + 1, 1))]
 
 
@@ -400,7 +400,7 @@ def _first_statement_after_docstring(body: cst.IndentedBlock) -> cst.CSTNode | N
 
 
 def _source_between(ctx, start: Location, end: Location) -> str:
-    lines = ctx.source.splitlines(keepends=True)
+    lines = source_lines(ctx.source)
     if start.row == end.row:
         return lines[start.row - 1][start.column - 1 : end.column - 1]
     parts = [lines[start.row - 1][start.column - 1 :], *lines[start.row : end.row - 1], lines[end.row - 1][: end.column - 1]]
