@@ -84,11 +84,11 @@ class ModuleContext:
         data, live = set(), set()
         for seq in self.sequences:
             flow = self.batch_flow(seq)
-            for value in flow.values:
-                if value.data and value.node is not None:
-                    data.add(id(value.node))
-                    if id(value) in flow.live:
-                        live.add(id(value.node))
+            for node_id, values in flow.by_node.items():  # (a name read holds the value bound to it)
+                if any(value.data for value in values):
+                    data.add(node_id)
+                    if any(value.data and id(value) in flow.live for value in values):
+                        live.add(node_id)
         return frozenset(data), frozenset(live)
 
     def clean_steps(self, seq: SequenceClass):
