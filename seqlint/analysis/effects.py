@@ -19,6 +19,7 @@ __all__ = [
     "is_rng_seeding_call",
     "is_generator_method",
     "generator_equivalent",
+    "python_int_draw",
     "takes_shape_varargs",
     "is_io_call",
     "io_kind",
@@ -74,6 +75,7 @@ class _Tables:
     global_rng: _NameSet
     seeding: frozenset[str]
     generator_equivalent: dict[str, str]
+    python_int_draws: dict[str, str]
     shape_varargs: frozenset[str]
     io_names: dict[str, str]
     io_prefixes: dict[str, str]
@@ -102,6 +104,7 @@ def _tables() -> _Tables:
         global_rng=_NameSet.from_table(rng),
         seeding=frozenset(rng.get("seeding", [])),
         generator_equivalent=dict(rng.get("generator_equivalent", {})),
+        python_int_draws=dict(rng.get("python_int_draws", {})),
         shape_varargs=frozenset(rng.get("shape_varargs", {}).get("names", [])),
         io_names=dict(io.get("names", {})),
         io_prefixes=dict(io.get("prefixes", {})),
@@ -160,6 +163,13 @@ def generator_equivalent(qualname: str | None) -> str | None:
     if name is None:
         return None
     return _tables().generator_equivalent.get(name) or None
+
+
+def python_int_draw(qualname: str | None) -> str | None:
+    """"inclusive" for `random.randint`, "exclusive" for `random.randrange`: how the upper bound maps
+    onto `Generator.integers`, whose upper bound is excluded."""
+    name = normalize(qualname)
+    return _tables().python_int_draws.get(name) if name is not None else None
 
 
 def takes_shape_varargs(qualname: str | None) -> bool:

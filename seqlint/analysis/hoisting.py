@@ -451,6 +451,10 @@ class _Extraction:
             edits.append(replace(ctx, base, f"self.{target}"))
         unit = region.unit
         trailing = all(trailing_step(v) for v in region.steps)
+        if _writes_into_param(body, param):
+            # preprocess_once hands over read-only rows (and they are the user's data): in-place steps
+            # work on a copy, as the per-batch code did on its batch
+            body = [cst.parse_statement(f"{param} = {param}.copy()\n"), *body]
         return cls(region, holder, param, [*copied, *body], result, edits, deleted, unit, trailing)
 
     # -- the function ---------------------------------------------------------------------------------
@@ -725,6 +729,33 @@ def _delete(ctx, stmt) -> tuple[int, int]:
             break
         first -= 1
     return first, end.row
+
+
+def _writes_into_param(body: list, param: str) -> bool:
+    """Whether the statements write into `param`'s elements (`param[i] = ...`, `param[:] *= 2`) before
+    rebinding the name to something else."""
+    for stmt in body:
+        for node in walk(stmt):
+            targets = []
+            if isinstance(node, cst.Assign):
+                targets = [t.target for t in node.targets]
+            elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+                targets = [node.target]
+            for target in targets:
+                if isinstance(target, cst.Subscript):
+                    root = target.value
+                    while isinstance(root, cst.Subscript):
+                        root = root.value
+                    if isinstance(root, cst.Name) and root.value == param:
+                        return True
+                elif isinstance(target, cst.Name) and target.value == param and isinstance(node, cst.AugAssign):
+                    return True  # `x += 1` on an array writes into it
+        if isinstance(stmt, cst.SimpleStatementLine) and any(
+            isinstance(small, cst.Assign) and any(isinstance(t.target, cst.Name) and t.target.value == param
+                                                  for t in small.targets) for small in stmt.body
+        ):
+            return False
+    return False
 
 
 def deletion_edits(ctx, spans: list[tuple[int, int]]) -> list[Edit]:

@@ -142,10 +142,13 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
         result = after.result
     method = _loader_method(method_name, key, [*loader_stmts, *extra_body], result)
     labels = _label_lookups(ctx, flow, func, loop, index_name, key, used_names | {method_name, attribute})
-    edits = _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, frontier_stmt, moved, attribute,
-                        labels, whole_rows=padded is not None)
-    if edits is None:
+    rewrite = _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, frontier_stmt, moved, attribute,
+                          labels, whole_rows=padded is not None)
+    if rewrite is None:
         return None
+    edits, gathered = rewrite
+    if not gathered:
+        labels = []  # looked up per key as before: no label array to build
     if after is not None:
         from seqlint.analysis.hoisting import deletion_edits
 
@@ -260,12 +263,45 @@ def _sample_frontier(ctx, flow, clean, read: Value) -> Value | None:
     for _ in range(10_000):
         users = [u for u in current.users if not _unpacked_return(u)]
         steps = [u for u in users if _sample_step(flow, u, read)]
+        if len(steps) == len(users) > 1:
+            # `(sig - sig.mean(0)) / sig.std(0)`: several steps use it, and meet again further on
+            joined = _where_paths_meet(flow, current, read)
+            if joined is None:
+                break
+            current = joined
+            continue
         if len(steps) != 1 or len(users) != 1:
             break
         current = steps[0]
     while current.op is Op.PARAM:
         return None  # handed to a helper that does nothing with it the model can follow
     return current if id(current) in flow.live else None
+
+
+def _where_paths_meet(flow, start: Value, read: Value, limit: int = 64) -> Value | None:
+    """The first value every path of sample steps from `start` goes through, when nothing computed
+    between them is used anywhere else."""
+    order = {id(v): i for i, v in enumerate(flow.values)}
+    between: dict[int, Value] = {}
+    pending = [u for u in start.users if not _unpacked_return(u)]
+    while pending and len(between) < limit:
+        # the value computed first among those pending: when it is the only one left, every path is in it
+        pending.sort(key=lambda v: order.get(id(v), 1 << 30))
+        if len({id(v) for v in pending}) == 1:
+            meet = pending[0]
+            joined = _sample_step(flow, meet, read) and all(id(u) in between or u is start for u in meet.data_ins())
+            return meet if joined else None
+        value = pending.pop(0)
+        if id(value) in between:
+            continue
+        if not _sample_step(flow, value, read):
+            return None
+        between[id(value)] = value
+        users = [u for u in value.users if not _unpacked_return(u)]
+        if not users:
+            return None  # a path ends without joining the others
+        pending += users
+    return None
 
 
 def _sample_step(flow, value: Value, read: Value) -> bool:
@@ -414,8 +450,11 @@ def _read_only_within(ctx, flow, stmt, statements) -> bool:
                for returned in value.ins if returned.op is Op.PACK for element in returned.ins]
     for value in values:
         for user in flow.values:
-            if value in user.ins and user.node is not None and not _unpacked_return(user) \
-                    and not any(ctx.contains(s, user.node) for s in statements):
+            if value not in user.ins or _unpacked_return(user):
+                continue
+            # a helper's parameter is used where the helper is called
+            where = user.site.node if user.op is Op.PARAM and user.site is not None else user.node
+            if where is not None and not any(ctx.contains(s, where) for s in statements):
                 return False
     return bool(values)
 
@@ -529,8 +568,8 @@ def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, fro
     take = f"self.{attribute}.take"
     if isinstance(loop, (cst.ListComp, cst.GeneratorExp)):
         if loop.elt is not frontier.node:
-            return [replace(ctx, frontier.node, f"{take}([{key}])[0]")]
-        return [replace(ctx, loop, f"list({take}({keys_code}))")]
+            return [replace(ctx, frontier.node, f"{take}([{key}])[0]")], False
+        return [replace(ctx, loop, f"list({take}({keys_code}))")], False
     fill = _fill_target(frontier_stmt, frontier.node, index_name)
     if fill is not None and whole_rows:
         fill = fill[0], []  # the packed rows are whole padded rows
@@ -554,11 +593,11 @@ def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, fro
         else:
             edits.append(insert(line_start(first.row), text))
             edits += deletion_edits(ctx, [_delete(ctx, s) for s in gone])
-        return edits
+        return edits, True
     edits = [replace(ctx, frontier.node, f"{take}([{key}])[0]")]
     if moved:
         edits += deletion_edits(ctx, [_delete(ctx, s) for s in moved])
-    return edits
+    return edits, False
 
 
 def _is_list(node) -> bool:

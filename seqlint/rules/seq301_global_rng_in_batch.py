@@ -8,6 +8,7 @@ import libcst as cst
 
 from seqlint.analysis.effects import (
     generator_equivalent,
+    python_int_draw,
     is_global_rng_call,
     is_rng_seeding_call,
     takes_shape_varargs,
@@ -89,8 +90,9 @@ global-RNG call of `__getitem__` at once (the finding on its first call carries 
 when the class has none). Offered when the calls are directly in `__getitem__` of a class with its
 own `__init__`, for functions with a `Generator` equivalent (`rand` -> `random`,
 `randn` -> `standard_normal`, `randint` -> `integers`, `random.gauss` -> `normal`, ...).
-`random.randint`/`random.choice` (different bounds and types), reseeding calls and calls in helpers
-are reported without a fix.
+`random.randint(a, b)` becomes `int(rng.integers(a, b + 1))` and `random.randrange(a, b)`
+`int(rng.integers(a, b))`: the same ints, both bounds kept. `random.choice` (different types),
+`randrange` with a step, reseeding calls and calls in helpers are reported without a fix.
 """
 
     valid = [
@@ -228,7 +230,7 @@ def _shadowed(ctx, func: cst.FunctionDef, call: cst.Call) -> bool:
 
 def _call_fixable(ctx, call: cst.Call, func: cst.FunctionDef, seq, qualname: str) -> bool:
     return (
-        generator_equivalent(qualname) is not None
+        (generator_equivalent(qualname) is not None or _int_draw(ctx, call, qualname, "rng") is not None)
         and seq.methods.get("__getitem__") is func
         and ctx.enclosing_function(call) is func  # not inside a nested function
     )
@@ -264,6 +266,10 @@ def _generator_fix(ctx, calls: list[tuple[cst.Call, str]], func: cst.FunctionDef
         edits.extend(state_edits)
 
     for call, qualname in calls:
+        draw = _int_draw(ctx, call, qualname, rng_name)
+        if draw is not None:
+            edits.append(Edit(draw, *ctx.position(call)))
+            continue
         method = generator_equivalent(qualname)
         replacement = f"{rng_name}.{method}"
         positional = [a for a in call.args if a.keyword is None and not a.star]
@@ -274,6 +280,23 @@ def _generator_fix(ctx, calls: list[tuple[cst.Call, str]], func: cst.FunctionDef
             edits.append(Edit(replacement, *ctx.position(call.func)))
     real = tuple(e for e in edits if e is not None)
     return Fix(Applicability.UNSAFE, f"Draw from a per-batch `np.random.Generator` (`{rng_name}`)", real)
+
+
+def _int_draw(ctx, call: cst.Call, qualname: str, rng_name: str) -> str | None:
+    """`int(rng.integers(a, b + 1))` for `random.randint(a, b)`, `int(rng.integers(a, b))` for
+    `random.randrange(a, b)`: the same range of Python ints (a step, or keywords: no rewrite)."""
+    bounds = python_int_draw(qualname)
+    args = [a.value for a in call.args]
+    if bounds is None or any(a.keyword is not None or a.star for a in call.args):
+        return None
+    if bounds == "inclusive" and len(args) == 2:
+        high = ctx.code(args[1])
+        if not isinstance(args[1], (cst.Name, cst.Integer, cst.Attribute, cst.Call, cst.Subscript)):
+            high = f"({high})"
+        return f"int({rng_name}.integers({ctx.code(args[0])}, {high} + 1))"
+    if bounds == "exclusive" and len(args) in (1, 2):
+        return f"int({rng_name}.integers({', '.join(ctx.code(a) for a in args)}))"
+    return None
 
 
 def _state_in_init(ctx, init: cst.FunctionDef, numpy_name: str) -> list[Edit | None]:

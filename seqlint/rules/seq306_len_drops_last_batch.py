@@ -269,12 +269,13 @@ def _full_batch_assumptions(ctx, seq, den: cst.BaseExpression) -> _Sizing:
     if not size.startswith("self."):
         return sizing  # a local or a literal: its uses in other methods are not this value
     for func in ctx.batch_functions(seq):
+        sizes = _names_for(ctx, func, size)
         for node in walk(func.body):
             if isinstance(node, cst.Call):
                 qual = ctx.qualified_name(node)
                 if qual in _ALLOCATORS:
                     first = _first_dimension(node)
-                    if first is None or _bare_code(ctx, first) != size:
+                    if first is None or _bare_code(ctx, first) not in sizes:
                         continue
                     target = _assigned_name(ctx, node)
                     count = _row_count(ctx, func, target, node) if target else None
@@ -284,13 +285,27 @@ def _full_batch_assumptions(ctx, seq, den: cst.BaseExpression) -> _Sizing:
                         return sizing
                     sizing.resized.append((first, count))
                 elif isinstance(node.func, cst.Attribute) and node.func.attr.value == "reshape" and any(
-                        _bare_code(ctx, arg.value) == size for arg in node.args):
+                        _bare_code(ctx, arg.value) in sizes for arg in node.args):
                     sizing.blocker = f"`{ctx.code(node)}` reshapes to `{size}` rows"
                     return sizing
-            elif isinstance(node, cst.For) and _is_range_of(ctx, node.iter, size):
+            elif isinstance(node, cst.For) and any(_is_range_of(ctx, node.iter, s) for s in sizes):
                 sizing.blocker = f"a loop over `{ctx.code(node.iter)}` expects full batches"
                 return sizing
     return sizing
+
+
+def _names_for(ctx, func: cst.FunctionDef, size: str) -> set[str]:
+    """`size` and the local names the function gives it (`bs = self.cfg["batch_size"]`, assigned once)."""
+    assigned: dict[str, list] = {}
+    for node in walk(func.body):
+        if isinstance(node, cst.Assign):
+            for target in node.targets:
+                if isinstance(target.target, cst.Name):
+                    assigned.setdefault(target.target.value, []).append(node.value)
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For)) and isinstance(node.target, cst.Name):
+            assigned.setdefault(node.target.value, []).append(None)
+    return {size} | {name for name, values in assigned.items()
+                     if len(values) == 1 and values[0] is not None and _bare_code(ctx, values[0]) == size}
 
 
 def _first_dimension(call: cst.Call) -> cst.BaseExpression | None:
