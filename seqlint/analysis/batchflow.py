@@ -50,6 +50,7 @@ _RANDOM_RECEIVER_WORDS = ("rng", "random", "generator")
 class FlowTables:
     bookkeeping_calls: frozenset[str]
     bookkeeping_methods: frozenset[str]
+    describing_methods: frozenset[str]
     shape_attributes: frozenset[str]
     shape_constructors: frozenset[str]
     stacking_calls: frozenset[str]
@@ -821,7 +822,8 @@ class _Interpreter:
                 written = self.make(Op.WRITE, node, frame, (before, *values), element=element)
                 frame.env[name] = written
             return self.make(Op.CONST, node, frame)
-        if method in ("keys", "index") or (method in tables.bookkeeping_methods and "text" in receiver.flags):
+        if method in ("keys", "index") or method in tables.describing_methods or (
+                method in tables.bookkeeping_methods and "text" in receiver.flags):
             return self.make(Op.BOOK, node, frame, (receiver, *values), flags=receiver.flags & {"text"})
         receiver_text = self.ctx.code(func.value).lower()
         if receiver.callee is None and not receiver.items and (

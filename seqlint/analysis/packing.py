@@ -111,7 +111,11 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
     elif _is_list(frontier.node):
         return None  # a list per sample (ragged tokens) left as it is: not rows of one array
     body = _loop_body(loop)
-    slice_stmts = _backward_slice(ctx, flow, frontier_stmt, frontier.node, body, key)
+    opened = _opened_around(ctx, frontier_stmt, body)
+    if opened is None:
+        return None
+    anchor = opened if opened is not True else frontier_stmt
+    slice_stmts = _backward_slice(ctx, flow, anchor, anchor if opened is not True else frontier.node, body, key)
     if slice_stmts is None:
         return None
     moved, kept = slice_stmts
@@ -119,6 +123,13 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
     loader_stmts = sorted(moved + kept, key=lambda s: _start(ctx, s))
     if not _reads_only_key_and_settings(ctx, flow, func, loop, loader_stmts, frontier.node, key):
         return None
+    if opened is not True:
+        # `with open(path) as fh: batch.append(self.encode(fh.read()))`: the loader opens the file the
+        # same way and returns the sample from inside the block; the block leaves the loop
+        inside = [s for s in opened.body.body if s is not frontier_stmt]
+        if not _reads_only_key_and_settings(ctx, flow, func, loop, [*loader_stmts, *inside], opened.items[0].item, key):
+            return None
+        moved = [*moved, opened]
     if padded is not None and not all(_reads_only_key_and_settings(ctx, flow, func, loop, [], part, key)
                                       for part in padded.row_parts()):
         return None
@@ -140,7 +151,14 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
         extra_body = [cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(after.param))], frontier.node)]),
                       *after.body]
         result = after.result
-    method = _loader_method(method_name, key, [*loader_stmts, *extra_body], result)
+    if opened is not True:
+        if extra_body:
+            return None
+        block = opened.with_changes(body=opened.body.with_changes(
+            body=[*inside, cst.SimpleStatementLine([cst.Return(result)])]), leading_lines=[])
+        method = _loader_method(method_name, key, [*loader_stmts, block], None)
+    else:
+        method = _loader_method(method_name, key, [*loader_stmts, *extra_body], result)
     labels = _label_lookups(ctx, flow, func, loop, index_name, key, used_names | {method_name, attribute})
     rewrite = _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, frontier_stmt, moved, attribute,
                           labels, whole_rows=padded is not None)
@@ -311,13 +329,21 @@ def _sample_step(flow, value: Value, read: Value) -> bool:
     if not (value.data and value.origins == frozenset((read,)) and not value.random):
         return False
     if value.op is Op.PACK and isinstance(value.node, (cst.ListComp, cst.GeneratorExp)):
-        # over the sample's parts (`[vocab.get(w) for w in text.split()]`), not over the batch's keys
+        # over the sample's parts (`[vocab.get(w) for w in text.split()]`) or over positions in it
+        # (`[signal[k * hop:k * hop + n] for k in range(frames)]`), not over the batch's keys
         parts = flow.values_at(value.node.for_in.iter)
-        return bool(parts) and all(p.data and p.origins == frozenset((read,)) for p in parts)
-    return (
-        value.op not in (Op.PACK, Op.WRITE, Op.LOOP, Op.JOIN, Op.RANDOM, Op.OPAQUE) and "stack" not in value.flags
-        and not (value.op is Op.SUBSCRIPT and value.index is not None and not value.index.const)
-    )
+        return bool(parts) and all(not p.data or p.origins == frozenset((read,)) for p in parts)
+    if value.op is Op.JOIN:
+        # the branches of an `if` on the sample (`signal[:n]` or `np.pad(signal, ...)`), not a batch
+        # being built up in a loop
+        return not any(u.op in (Op.WRITE, Op.LOOP) or (u.op is Op.PACK and not u.data) for u in value.ins)
+    if "stack" in value.flags and value.op is Op.CALL:
+        # stacking what a per-sample comprehension made (a sample's frames) is part of the sample
+        made = value.data_ins()
+        return bool(made) and all(u.op is Op.PACK and _sample_step(flow, u, read) for u in made)
+    # (a part of the sample picked by a varying index, `signal[k * hop:...]`, is a step too: what the
+    # index reads is checked when the loader is built, which must read only its key and settings)
+    return value.op not in (Op.PACK, Op.WRITE, Op.LOOP, Op.JOIN, Op.RANDOM, Op.OPAQUE) and "stack" not in value.flags
 
 
 def _unpacked_return(value: Value) -> bool:
@@ -546,13 +572,31 @@ def _unique(name: str, used: set[str]) -> str:
     return name
 
 
+def _opened_around(ctx, frontier_stmt, body: list):
+    """True when the sample's statement is a statement of the loop body; the `with` block holding it
+    when it sits in one (`with open(p) as fh: batch.append(...)`), directly, after statements that only
+    serve it; None otherwise."""
+    if not body or any(frontier_stmt is s for s in body):
+        return True
+    block = ctx.parent(ctx.parent(frontier_stmt))
+    if not (isinstance(block, cst.With) and any(block is s for s in body) and len(block.items) == 1
+            and block.asynchronous is None and isinstance(block.body, cst.IndentedBlock)):
+        return None
+    statements = list(block.body.body)
+    if statements[-1] is not frontier_stmt:
+        return None
+    return block
+
+
 def _loader_method(name: str, key: str, stmts: list, result) -> str:
     body = [s.with_changes(leading_lines=[l for l in s.leading_lines if l.comment is not None])
             if hasattr(s, "leading_lines") else s for s in stmts]
+    if result is not None:
+        body.append(cst.SimpleStatementLine([cst.Return(result)]))
     method = cst.FunctionDef(
         name=cst.Name(name),
         params=cst.Parameters([cst.Param(cst.Name("self")), cst.Param(cst.Name(key))]),
-        body=cst.IndentedBlock(body=[*body, cst.SimpleStatementLine([cst.Return(result)])]),
+        body=cst.IndentedBlock(body=body),
         leading_lines=[cst.EmptyLine(indent=False)],
     )
     return cst.Module([]).code_for_node(method)
@@ -594,10 +638,48 @@ def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, fro
             edits.append(insert(line_start(first.row), text))
             edits += deletion_edits(ctx, [_delete(ctx, s) for s in gone])
         return edits, True
+    appended = _appended_list(ctx, func, loop, frontier_stmt, frontier.node, moved, index_name)
+    if appended is not None:
+        # `specs = []` + a loop appending one sample per key: the samples of all the keys at once
+        start_stmt, name = appended
+        first, _ = ctx.position(start_stmt)
+        _, last = ctx.position(loop)
+        text = f"{indentation_of(ctx, start_stmt)}{name} = list({take}({keys_code}))\n"
+        return [Edit(text, line_start(first.row), line_start(last.row + 1))], False
+    if any(ctx.contains(m, frontier_stmt) for m in moved):
+        return None  # the sample's statement is inside a block that leaves the loop
     edits = [replace(ctx, frontier.node, f"{take}([{key}])[0]")]
     if moved:
         edits += deletion_edits(ctx, [_delete(ctx, s) for s in moved])
     return edits, False
+
+
+def _appended_list(ctx, func, loop, frontier_stmt, value_node, moved, index_name):
+    """(`specs = []`, "specs") when the statement right before the loop makes an empty list and the loop
+    does nothing but append the sample to it (the statements computing the sample moving out)."""
+    if not isinstance(loop, cst.For) or index_name is not None:
+        return None
+    body = _loop_body(loop)
+    if not all(any(s is m for m in (frontier_stmt, *moved)) for s in body):
+        return None
+    if not (isinstance(frontier_stmt, cst.SimpleStatementLine) and len(frontier_stmt.body) == 1
+            and isinstance(frontier_stmt.body[0], cst.Expr) and isinstance(call := frontier_stmt.body[0].value, cst.Call)
+            and isinstance(call.func, cst.Attribute) and call.func.attr.value == "append"
+            and isinstance(call.func.value, cst.Name) and len(call.args) == 1 and call.args[0].value is value_node):
+        return None
+    name = call.func.value.value
+    holder = ctx.parent(loop)
+    siblings = list(getattr(holder, "body", ()))
+    position = next((i for i, s in enumerate(siblings) if s is loop), None)
+    if not position:
+        return None
+    before = siblings[position - 1]
+    if not (isinstance(before, cst.SimpleStatementLine) and len(before.body) == 1 and isinstance(before.body[0], cst.Assign)
+            and len(before.body[0].targets) == 1 and isinstance(before.body[0].targets[0].target, cst.Name)
+            and before.body[0].targets[0].target.value == name and isinstance(before.body[0].value, cst.List)
+            and not before.body[0].value.elements):
+        return None
+    return before, name
 
 
 def _is_list(node) -> bool:

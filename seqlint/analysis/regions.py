@@ -469,9 +469,9 @@ def regions(flow, clean: CleanSteps) -> list[Region]:
             region = _largest_region(origin, members, everyone, clean, entry)
             if region is not None:
                 found.append(region)
-                alternative = _after_gather(flow, region, everyone)
-                if alternative is not None:
-                    found.append(alternative)
+                for alternative in (_after_gather(flow, region, everyone), _before_gather(region, everyone)):
+                    if alternative is not None:
+                        found.append(alternative)
     return found
 
 
@@ -563,6 +563,31 @@ def _after_gather(flow, region: Region, everyone: dict) -> Region | None:
     if entry is None or not all(v.func is rest[0].func for v in rest):
         return None
     return Region(region.origin, list(rest), region.frontier, None, entry, gathered, tuple(steps[:last_move + 1]))
+
+
+def _before_gather(region: Region, everyone: dict) -> Region | None:
+    """The steps each element goes through before a comprehension gathers them
+    (`np.stack([self._prep(self.images[a]) for a, _ in pairs])`): one sample's steps, a region of their
+    own that can run once per row of the dataset, leaving the gather where it is."""
+    steps = region.steps
+    first = next((i for i, v in enumerate(steps) if v.op is Op.PACK and v.element is not None), None)
+    if not first:
+        return None
+    gather, before = steps[first], steps[:first]
+    if gather.element is not before[-1] or any(moves(v) for v in before):
+        return None
+    inside = {id(v) for v in before}
+    for value in before[:-1]:
+        if any(id(u) not in inside for u in everyone.get(id(value), ())):
+            return None
+    unit = origin_unit(region.origin)
+    node = region.origin.node
+    if unit is None and isinstance(node, cst.Subscript) and len(node.slice) == 1 and \
+            isinstance(node.slice[0].slice, cst.Index) and region.origin.index is not None and \
+            region.origin.index.scalar is not False and "slice" not in region.origin.index.flags:
+        # one element of the gather per key, `self.images[a]` with `a` one of the batch's keys: a sample
+        unit = SAMPLE
+    return Region(region.origin, list(before), before[-1], unit, region.entry)
 
 
 def _entry_name(flow, origin: Value, members: list[Value]):
