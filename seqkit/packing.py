@@ -1,10 +1,14 @@
 """pack: turn data into `.npy` files that MemmapSequence maps, written incrementally and committed whole.
 
-Sources: an array (or memmap), an iterable of samples, `Chunks(iterable of arrays)`, a list of `.npy`
-files (one sample each), or an image folder (`ImageFolder(root, size=(H, W))`, one sub-folder per
-class). The dataset is never held in memory whole: rows stream to disk under temp names, and the
-folder's seqkit manifest (seqkit.store) makes them visible only when everything was written, so a
-crash never leaves new images next to old labels.
+Sources: an array (or memmap, or sharded array), an iterable of samples, `Chunks(iterable of arrays)`,
+a list of `.npy` files (one sample each), or an image folder (`ImageFolder(root, size=(H, W))`, one
+sub-folder per class). The dataset is never held in memory whole: rows stream to disk under temp names,
+and the folder's seqkit manifest (seqkit.store) makes them visible only when everything was written,
+so a crash never leaves new images next to old labels.
+
+Sharded packs (`shard_mb`, or `engine="dask"`/`"ray"`): each array is written as shard files of about
+`shard_mb` MB, one task per shard (seqkit.shardwriter), on this machine's processes or on a cluster
+(seqkit.engines); every engine writes the same bytes.
 
 (This module is `seqkit.packing`, not `seqkit.pack`: a submodule named like the function would
 replace `seqkit.pack` on the package once imported.)
@@ -24,8 +28,14 @@ import numpy as np
 
 from seqkit import store
 from seqkit.arrays import as_array, check_count, check_processes
-from seqkit.pool import ordered_map
+from seqkit.engines import check_engine, open_engine
+from seqkit.fingerprint import FingerprintError, array_digest, function_digest
+from seqkit.lifeline import check_timeout
+from seqkit.mapped import mapped_file
+from seqkit.pool import ITEM_TIMEOUT, ordered_map
 from seqkit.progress import LazyProgress
+from seqkit.sharded import ShardedArray, open_array
+from seqkit.shardwriter import InlineRows, Output, add_results, row_source, run_shards, tasks_for
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DEFAULT_CHUNK_BYTES = 16 << 20
@@ -156,7 +166,10 @@ def pack(
     chunk_size: int | None = None,
     processes: int | None = None,
     engine: str = "local",
+    scheduler: Any = None,
+    shard_mb: float | None = None,
     on_error: str = "raise",
+    timeout: float | None = ITEM_TIMEOUT,
 ) -> Path:
     """Write `source` to `path` as `.npy` (an image folder: to the folder `path` as x.npy, y.npy,
     classes.json) and return `path`.
@@ -166,28 +179,59 @@ def pack(
     `manifest.json` (row counts, dtypes, shapes, checksums; see seqkit.store); nothing is left at
     `path` if anything fails. `on_error="skip"` drops images (or `.npy` files) that cannot be read,
     with a PackWarning, and records them in the manifest's meta ("skipped"); labels stay aligned.
-    `engine` is where the work runs: "local" (this machine's processes) is the one available here.
+
+    `shard_mb` splits each array into shard files of about that many MB (`x-00000.npy`, ...; the path
+    `.../x.npy` still names the array for MemmapSequence and `seqkit.open_array`), one task per shard.
+    `engine` is where the tasks run: "local" (this machine: `processes`), "dask" or "ray" (then
+    `shard_mb` defaults to 256; `scheduler` is a Dask scheduler address or `distributed.Client`, or a
+    Ray address; None starts a local cluster of `processes` workers). The output folder must be on
+    storage every worker sees. With the same `shard_mb`, every engine writes the same bytes. A task
+    (a chunk, or a shard) may take `timeout` seconds; on a cluster, that long without any task
+    finishing stops the run. Failed tasks are retried by Dask and Ray; a failed run leaves no manifest.
     """
-    if engine != "local":
-        raise ValueError(f"engine must be 'local' (the only engine of this seqkit version), got {engine!r}")
-    return _pack(source, path, transform=transform, chunk_size=chunk_size, processes=processes, on_error=on_error)
+    check_engine(engine, scheduler)
+    check_timeout(timeout)
+    shard_mb = store.check_shard_mb(shard_mb)
+    return _pack(
+        source, path, transform=transform, chunk_size=chunk_size, processes=processes, engine=engine, scheduler=scheduler,
+        shard_mb=shard_mb, on_error=on_error, timeout=timeout,
+    )
 
 
-def _pack(source, path, *, transform=None, chunk_size=None, processes=None, on_error="raise", progress_delay: float = 1.0) -> Path:
+def _pack(
+    source, path, *, transform=None, chunk_size=None, processes=None, engine="local", scheduler=None, shard_mb=None,
+    on_error="raise", timeout=ITEM_TIMEOUT, progress_delay: float = 1.0,
+) -> Path:
     path = store.expand(path)
     if transform is not None and not callable(transform):
         raise TypeError(f"transform must be a function of a chunk of samples, got {transform!r}")
-    processes = check_processes(processes, None, "transform", "pack")
+    processes = check_processes(processes, None, "transform", "pack") if processes is not None else None
     if chunk_size is not None:
         chunk_size = check_count(chunk_size, "chunk_size")
     on_error = check_on_error(on_error)
+    run = _Run(engine, scheduler, processes, timeout, progress_delay)
+    if engine != "local" and shard_mb is None:
+        shard_mb = store.DEFAULT_SHARD_MB  # one task per shard: a cluster engine always writes shards
     if isinstance(source, (str, os.PathLike)) and store.expand(source).is_dir():
         source = ImageFolder(source)
     if isinstance(source, ImageFolder):
-        return _pack_images(source, path, transform, chunk_size, processes, on_error, progress_delay)
-    check_processes(processes, transform, "transform", "pack")  # chunks and transform go to the workers
+        if shard_mb is not None:
+            return _pack_images_sharded(source, path, transform, chunk_size, on_error, shard_mb, run)
+        return _pack_images(source, path, transform, chunk_size, processes or 1, on_error, progress_delay)
+    if engine == "local":
+        check_processes(processes, transform, "transform", "pack")  # chunks and transform go to the workers
     if path.is_dir():
         raise IsADirectoryError(f"path {str(path)!r} is a folder; give the file to write, e.g. {str(path / 'x.npy')!r}")
+    if shard_mb is not None:
+        indexed = _indexed_source(source)
+        if indexed is not None:
+            return _pack_rows_sharded(*indexed, path, transform, chunk_size, on_error, shard_mb, run)
+        if engine != "local":
+            raise TypeError(
+                f"engine={engine!r} runs one task per shard, so each task must be able to read its own rows: pass an "
+                "array, a .npy path, a list of .npy files or an image folder. An iterable can only be read here, in "
+                "order: use engine='local'"
+            )
 
     skipped: list[dict] = []
     chunks, total = _source_chunks(source, chunk_size, on_error, skipped)
@@ -195,12 +239,16 @@ def _pack(source, path, *, transform=None, chunk_size=None, processes=None, on_e
     name = path.stem if path.suffix == ".npy" else path.name
     writer = store.DatasetWriter(path.parent, in_place=True)
     try:
-        array = writer.array(name, file=path.name)
+        array = None
         with progress:
-            for chunk in _transformed(chunks, transform, processes):
+            for chunk in _transformed(chunks, transform, processes or 1):
+                if array is None:
+                    if shard_mb is not None:  # shards sized by the rows' bytes, known from the first chunk
+                        writer.rows_per_file = store.rows_per_shard(chunk[:1].nbytes, shard_mb)
+                    array = writer.array(name, file=path.name)
                 array.append(chunk)
                 progress.advance(len(chunk))
-        if array.rows == 0:
+        if array is None or array.rows == 0:
             raise ValueError(f"{path.name}: the source had no samples; nothing to pack")
         if skipped:
             writer.array_meta[name] = {"skipped": skipped}
@@ -239,7 +287,11 @@ def _source_chunks(source: Any, chunk_size: int | None, on_error: str, skipped: 
     if isinstance(source, (str, os.PathLike)):
         if not os.fspath(source).endswith(".npy"):
             raise FileNotFoundError(f"source {os.fspath(source)!r} is neither a folder of images nor a .npy file")
-        source = as_array(source, "source")
+        opened = open_array(source, "source")  # a .npy file, or the path of a sharded pack's array
+        source = opened if isinstance(opened, ShardedArray) else as_array(opened, "source")
+    if isinstance(source, ShardedArray):
+        rows = chunk_size or max(1, DEFAULT_CHUNK_BYTES // max(1, source.itemsize * int(np.prod(source.shape[1:]))))
+        return (source.read(i, i + rows) for i in range(0, len(source), rows)), len(source)
     if isinstance(source, np.ndarray):
         array = as_array(source, "source")
         rows = chunk_size or max(1, DEFAULT_CHUNK_BYTES // max(1, array.itemsize * int(np.prod(array.shape[1:]))))
@@ -378,3 +430,233 @@ def _kept(decoded, folder: ImageFolder, labels: list[int], skipped: list[dict]) 
         labels.extend(folder.labels[index[name]] for i, name in enumerate(files) if i not in failed)
         if images is not None:
             yield images
+
+
+# -- sharded packs: one task per shard, on any engine ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Where a sharded pack's tasks run, and how it reports progress."""
+
+    engine: str
+    scheduler: Any
+    processes: int | None
+    timeout: float | None
+    progress_delay: float
+
+    def shards(self, tasks, total: int, description: str):
+        with open_engine(self.engine, scheduler=self.scheduler, processes=self.processes, timeout=self.timeout) as engine:
+            return run_shards(engine, tasks, total=total, description=description, progress_delay=self.progress_delay)
+
+
+def _indexed_source(source: Any) -> tuple[str, Any] | None:
+    """("rows", array) or ("files", [paths]) for a source whose parts tasks can read on their own; None
+    for an iterable, which can only be read in order, here."""
+    if isinstance(source, ShardedArray):
+        return "rows", source
+    if isinstance(source, (str, os.PathLike)):
+        if not os.fspath(source).endswith(".npy"):
+            raise FileNotFoundError(f"source {os.fspath(source)!r} is neither a folder of images nor a .npy file")
+        opened = open_array(source, "source")
+        return "rows", opened if isinstance(opened, ShardedArray) else as_array(opened, "source")
+    if isinstance(source, np.ndarray):
+        return "rows", as_array(source, "source")
+    if isinstance(source, (list, tuple)) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
+        return "files", [os.fspath(store.expand(s)) for s in source]
+    if isinstance(source, Chunks) or isinstance(source, Iterable):
+        return None
+    raise TypeError(
+        f"pack cannot read a source of type {type(source).__name__}: pass an array, an iterable of samples, "
+        "Chunks(iterable of arrays), a list of .npy files, or an image folder"
+    )
+
+
+def _checked_rows(transform: Callable | None, chunk: np.ndarray) -> np.ndarray:
+    if transform is None:
+        return np.asarray(chunk)
+    out = np.asarray(transform(chunk))
+    if out.ndim == 0 or len(out) != len(chunk):
+        raise ValueError(f"transform must return one row per input row: got {out.shape} for {len(chunk)} rows")
+    return out
+
+
+@dataclass(frozen=True)
+class TransformRows:
+    """A shard task's work for array sources: the rows, through `transform` if there is one."""
+
+    transform: Callable | None
+
+    def __call__(self, chunk, start: int, stop: int) -> Output:
+        return Output([_checked_rows(self.transform, chunk)])
+
+
+@dataclass(frozen=True)
+class LoadFiles:
+    """A shard task's work for a list of `.npy` files: load each (one sample), stack, transform."""
+
+    transform: Callable | None
+    skip: bool
+
+    def __call__(self, files, start: int, stop: int) -> Output:
+        samples, skipped = [], []
+        for name in files:
+            try:
+                samples.append(np.asarray(store.open_npy(name, "source file")))
+            except (OSError, ValueError) as exc:
+                if not self.skip:
+                    raise
+                skipped.append({"file": name, "error": str(exc)})
+        if not samples:
+            return Output([], skipped=skipped)
+        return Output([_checked_rows(self.transform, _stack(samples))], skipped=skipped)
+
+
+@dataclass(frozen=True)
+class DecodeImages:
+    """A shard task's work for an image folder: decode and resize (decode_images), then transform."""
+
+    size: tuple | None
+    mode: str
+    resample: Any
+    skip: bool
+    transform: Callable | None
+
+    def __call__(self, files, start: int, stop: int) -> Output:
+        images, failures = decode_images((list(files), self.size, self.mode, self.resample, self.skip))
+        skipped = [{"file": files[i], "error": reason} for i, reason in failures]
+        if images is None:
+            return Output([], skipped=skipped)
+        return Output([_checked_rows(self.transform, images)], skipped=skipped)
+
+
+def _probe_row_bytes(work: Callable, read: Callable[[int, int], Any], n: int, what: str, step: int = 8) -> int:
+    """Bytes of one output row, from the work run here on the first input(s) that give a row (files may
+    be skipped: `step` at a time): shards are planned from it before any task starts."""
+    skipped: list[dict] = []
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        out = work(read(start, stop), start, stop)
+        if out.leaves and len(out.leaves[0]):
+            return max(1, out.leaves[0][:1].nbytes)
+        skipped.extend(out.skipped)
+    first = f" (first: {skipped[0]['file']}: {skipped[0]['error']})" if skipped else ""
+    raise ValueError(f"none of the {n} {what} could be read{first}; nothing to pack")
+
+
+def _pack_rows_sharded(kind: str, data: Any, path: Path, transform, chunk_size, on_error, shard_mb, run: _Run) -> Path:
+    name = path.stem if path.suffix == ".npy" else path.name
+    if kind == "rows":
+        array, n = data, len(data)
+        if n == 0:
+            raise ValueError(f"{path.name}: the source had no samples; nothing to pack")
+        work = TransformRows(transform)
+        in_row = array.itemsize * int(np.prod(array.shape[1:], dtype=np.int64))
+        row_bytes = max(1, in_row) if transform is None else _probe_row_bytes(work, lambda a, b: array[a:b], n, "rows", step=1)
+        chunk_rows = chunk_size or max(1, DEFAULT_CHUNK_BYTES // max(1, in_row))
+        source_for = lambda start, stop: row_source(array, start, stop)  # noqa: E731
+        meta = {"fingerprint": _rows_fingerprint(array, transform)}
+    else:
+        files, n = data, len(data)
+        work = LoadFiles(transform, on_error == "skip")
+        row_bytes = _probe_row_bytes(work, lambda a, b: files[a:b], n, ".npy files")
+        chunk_rows = chunk_size or 256
+        source_for = lambda start, stop: InlineRows(start, files[start:stop])  # noqa: E731
+        meta = {"fingerprint": _files_fingerprint(files, transform)}
+    meta["shard_mb"] = shard_mb
+    writer = store.DatasetWriter(path.parent, in_place=True)
+    try:
+        tasks = tasks_for(n, store.rows_per_shard(row_bytes, shard_mb), source_for, work, writer.stage, (name,), chunk_rows)
+        results = run.shards(tasks, n, f"packing {path.name}")
+        if not add_results(writer, results):
+            raise ValueError(f"{path.name}: the source had no samples; nothing to pack")
+        skipped = [s for r in results for s in r.skipped]
+        if kind == "files":
+            meta["skipped"] = skipped
+        writer.array_meta[name] = meta
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    if kind == "files":
+        _warn_skipped(skipped, "files")
+    return path
+
+
+def _pack_images_sharded(folder: ImageFolder, out_dir: Path, transform, chunk_size, on_error, shard_mb, run: _Run) -> Path:
+    require_pillow()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"output {str(out_dir)!r} is a file; an image pack is a folder (x.npy, y.npy, classes.json)")
+    names = [str(f) for f in folder.files]
+    work = DecodeImages(folder.size, folder.mode, folder.resample, on_error == "skip", transform)
+    row_bytes = _probe_row_bytes(work, lambda a, b: names[a:b], len(names), f"images in {str(folder.root)!r}")
+    meta = {
+        "kind": "image folder",
+        "classes": folder.classes,
+        "size": list(folder.size) if folder.size else None,
+        "mode": folder.mode,
+        "resample": folder.resample.name.lower() if folder.resample is not None else "pillow default",
+        "shard_mb": shard_mb,
+    }
+    writer = store.DatasetWriter(out_dir, in_place=True, fingerprint=folder.fingerprint(), meta=meta)
+    try:
+        tasks = tasks_for(
+            len(names), store.rows_per_shard(row_bytes, shard_mb), lambda a, b: InlineRows(a, names[a:b]), work,
+            writer.stage, ("x",), chunk_size or IMAGE_CHUNK,
+        )
+        results = run.shards(tasks, len(names), f"packing {len(names)} images")
+        skipped = [s for r in results for s in r.skipped]
+        if not add_results(writer, results):
+            raise ValueError(f"none of the {len(names)} images in {str(folder.root)!r} could be decoded (first: {skipped[0]['error']})")
+        failed = {s["file"] for s in skipped}
+        labels = [label for name, label in zip(names, folder.labels) if name not in failed]
+        writer.rows_per_file = store.rows_per_shard(4, shard_mb)
+        writer.append("y", np.asarray(labels, dtype=np.int32))
+        writer.attach("classes.json", (json.dumps(folder.classes, indent=1) + "\n").encode())
+        writer.meta["skipped"] = skipped
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    _warn_skipped(skipped, "images")
+    return out_dir
+
+
+def _code_digest(transform: Callable | None) -> str | None:
+    if transform is None:
+        return "none"
+    try:
+        return function_digest(transform)
+    except FingerprintError:
+        return None  # recorded as unknown: a pack is not reused by seqkit, so this only informs
+
+
+def _rows_fingerprint(array: Any, transform: Callable | None) -> str | None:
+    """What a sharded pack of rows was built from: the data (a sharded input's checksums, a file's path,
+    size and time, an in-memory array's bytes) and the transform's code; None if the code has none."""
+    code = _code_digest(transform)
+    if code is None:
+        return None
+    mapped = mapped_file(array) if isinstance(array, np.ndarray) else None
+    if isinstance(array, ShardedArray):
+        data = array.digest()
+    elif mapped is not None:
+        stat = os.stat(mapped.filename)
+        data = f"file:{os.path.abspath(mapped.filename)}|{stat.st_size}|{stat.st_mtime_ns}|{mapped.offset}|{mapped.dtype.str}|{mapped.shape}"
+    else:
+        data = array_digest(np.asarray(array))
+    return hashlib.sha256(f"pack-rows|{data}|{code}".encode()).hexdigest()
+
+
+def _files_fingerprint(files: list[str], transform: Callable | None) -> str | None:
+    code = _code_digest(transform)
+    if code is None:
+        return None
+    h = hashlib.sha256(f"pack-files|{code}".encode())
+    for name in files:
+        try:
+            stat = os.stat(name)
+            h.update(f"|{name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"|{name}|missing".encode())
+    return h.hexdigest()

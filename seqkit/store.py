@@ -42,6 +42,10 @@ Promises, and how they are kept:
 The API is small and free of Keras: `DatasetWriter` (chunks in), `open_dataset` / `Dataset` (a
 directory out), `verify`, `open_npy` (one file, checked against its folder's manifest), `sweep`, plus
 `write_npy` and `DatasetWriter.add_files` for shards written by other processes into `writer.stage`.
+
+Sharded arrays: shards are sized by a target in MB (`rows_per_shard`, default `DEFAULT_SHARD_MB`), and
+`Dataset.open(name)` serves a sharded array as one `seqkit.sharded.ShardedArray` (a single file as a
+memmap), so readers never care how an array was split.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -71,6 +76,14 @@ except ImportError:  # not POSIX: in-place commits are then not serialised betwe
 FORMAT = "seqkit-store"
 VERSION = 1
 MANIFEST = "manifest.json"
+# Big enough that a shard is a sizeable task (per-task overheads of Dask/Ray are milliseconds) and few
+# files per array; small enough that a worker holds a few in flight and a retry redoes little.
+DEFAULT_SHARD_MB = 256
+# Shard files start their data on a 4096-byte boundary, and every shard but the last holds a multiple of
+# 4096 bytes of rows whenever the shard size allows it: then seqkit.sharded maps all the shards of an
+# array back to back into one address range, and reads them as fast as one file. A constant, not the
+# machine's page size, so that every machine and engine writes the same bytes.
+SHARD_ALIGN = 4096
 _NAME = re.compile(r"^[^./\\\x00][^/\\\x00]{0,254}$")
 
 
@@ -84,11 +97,31 @@ def shard_file(name: str, index: int) -> str:
     return f"{name}-{index:05d}.npy"
 
 
-def write_npy(path: str | os.PathLike, chunks: Iterable[np.ndarray], *, durable: bool = True) -> dict:
+def check_shard_mb(shard_mb: Any, name: str = "shard_mb") -> float | None:
+    """A shard size target in MB (a positive number), or None (one file per array)."""
+    if shard_mb is None:
+        return None
+    if isinstance(shard_mb, bool) or not isinstance(shard_mb, (int, float, np.integer, np.floating)) or not shard_mb > 0:
+        raise ValueError(f"{name} must be a size in MB > 0 (e.g. {DEFAULT_SHARD_MB}) or None, got {shard_mb!r}")
+    if shard_mb == float("inf"):
+        raise ValueError(f"{name} must be a finite size in MB; use None for one file per array")
+    return float(shard_mb)
+
+
+def rows_per_shard(row_bytes: int, shard_mb: float) -> int:
+    """How many rows of `row_bytes` bytes make a shard of about `shard_mb` MB (at least one row), rounded
+    down to a whole number of SHARD_ALIGN-byte blocks when a shard holds at least one such block."""
+    row_bytes = max(1, int(row_bytes))
+    rows = max(1, int(shard_mb * (1 << 20)) // row_bytes)
+    unit = SHARD_ALIGN // math.gcd(row_bytes, SHARD_ALIGN)  # rows that fill whole blocks
+    return rows - rows % unit if rows >= unit else rows
+
+
+def write_npy(path: str | os.PathLike, chunks: Iterable[np.ndarray], *, durable: bool = True, align: int = SHARD_ALIGN) -> dict:
     """Write `chunks` (arrays of rows) as one `.npy` file and return its manifest file entry, plus the
     array's "dtype" and "shape" (row shape). For shards written by other processes or machines into
     `DatasetWriter.stage`; the driver then passes the entries to `DatasetWriter.add_files`."""
-    writer = NpyFileWriter(path, durable=durable)
+    writer = NpyFileWriter(path, durable=durable, align=align)
     try:
         for chunk in chunks:
             writer.append(chunk)
@@ -138,8 +171,10 @@ class ArrayWriter:
 
     def _writer(self) -> NpyFileWriter:
         if self.current is None:
-            name = self.file if self.rows_per_file is None else shard_file(self.name, len(self.done))
-            self.current = NpyFileWriter(self.directory / name, durable=self.durable)
+            if self.rows_per_file is None:
+                self.current = NpyFileWriter(self.directory / self.file, durable=self.durable)
+            else:
+                self.current = NpyFileWriter(self.directory / shard_file(self.name, len(self.done)), durable=self.durable, align=SHARD_ALIGN)
             if self.dtype is not None:
                 self.current.start(self.dtype, self.row_shape)
         return self.current
@@ -390,7 +425,7 @@ class DatasetWriter:
             writer.abort()
         self.writers = {}
         if self._stage is not None:
-            shutil.rmtree(self._stage, ignore_errors=True)
+            _remove_tree(self._stage)
             self._stage = None
         for folder in self._created:
             with contextlib.suppress(OSError):
@@ -447,21 +482,32 @@ class Dataset:
         return [_map(self.path / f["file"], dtype, (f["rows"], *row_shape), f["offset"], "C") for f in entry["files"]]
 
     def array(self, name: str) -> np.ndarray:
-        """Array `name`, read-only and memory-mapped. A sharded array: use `shards`."""
+        """Array `name`, read-only and memory-mapped. A sharded array: use `open` or `shards`."""
         shards = self.shards(name)
         if len(shards) != 1:
-            raise ValueError(f"{self.path}: array {name!r} is split over {len(shards)} files; read it with shards()")
+            raise ValueError(f"{self.path}: array {name!r} is split over {len(shards)} files; read it with shards() or open()")
         return shards[0]
 
+    def open(self, name: str) -> Any:
+        """Array `name` for reading rows: its memory-mapped file, or, split over several files, one
+        `seqkit.sharded.ShardedArray` that serves them as if they were one array."""
+        entry = self._entry(name)
+        if len(entry["files"]) == 1:
+            return self.array(name)
+        from seqkit.sharded import ShardedArray  # it builds on this module
+
+        return ShardedArray.from_entry(self.path, name, entry)
+
     def tree(self) -> Any:
-        """The arrays in the stored structure (a multi-output result), or the single array."""
+        """The arrays in the stored structure (a multi-output result), or the single array; each one
+        as `open` returns it."""
         structure = self.structure
         leaves = self.manifest.get("leaves") or self.names
         if structure is None:
             if len(leaves) != 1:
                 raise ValueError(f"{self.path}: {len(leaves)} arrays and no structure")
-            return self.array(leaves[0])
-        return unflatten(structure, [self.array(name) for name in leaves])
+            return self.open(leaves[0])
+        return unflatten(structure, [self.open(name) for name in leaves])
 
     def attachment(self, name: str) -> Path:
         if name not in (self.manifest.get("attachments") or {}):
@@ -762,6 +808,17 @@ def _fsync_dir(path: Path) -> None:
         pass  # some file systems cannot fsync a directory; the rename is then as durable as they make it
     finally:
         os.close(fd)
+
+
+def _remove_tree(path: Path, *, attempts: int = 40) -> None:
+    """Remove the folder `path` even while late writers add to it: a failed distributed run stops
+    waiting for its tasks, and one still running elsewhere may create a file in the stage while it is
+    being removed (rmtree's last rmdir then fails). Once the folder is gone nothing can be added."""
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.lexists(path):
+            return
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -73,7 +73,7 @@ def test_real_multi_input_lists_still_work():
         ({"chunk_size": 1.5}, TypeError, r"chunk_size must be an integer, got 1\.5"),
         ({"on_error": "ignore"}, ValueError, r"on_error must be 'raise' or 'skip', got 'ignore'"),
         ({"transform": "double"}, TypeError, r"transform must be a function"),
-        ({"engine": "spark"}, ValueError, r"engine must be 'local'"),
+        ({"engine": "spark"}, ValueError, r"engine must be one of 'local', 'dask', 'ray', got 'spark'"),
     ],
 )
 def test_issue13_pack_arguments_are_checked_up_front(tmp_path, kwargs, error, message):

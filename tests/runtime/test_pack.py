@@ -241,3 +241,85 @@ def test_a_failed_pack_removes_the_folders_it_created(tmp_path):
         (tmp_path / "images" / "cats" / "z.png").write_bytes(b"broken")
         pack(ImageFolder(tmp_path / "images", size=(4, 4)), tmp_path / "c" / "d")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+
+
+# -- sharded packs on the local engine (issue 15; the Dask and Ray engines: test_engines_*.py) ------------
+
+
+def shard_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*-*.npy"))}
+
+
+def test_sharded_pack_in_processes_writes_the_bytes_of_the_inline_run(tmp_path):
+    import functools
+
+    from seqkit import open_array
+
+    x = np.random.default_rng(4).normal(size=(5000, 8)).astype(np.float32)
+    half = functools.partial(np.multiply, 0.5)
+    pack(x, tmp_path / "inline" / "x.npy", transform=half, shard_mb=0.05, chunk_size=300)
+    pack(x, tmp_path / "pool" / "x.npy", transform=half, shard_mb=0.05, chunk_size=300, processes=2)
+    inline, pooled = shard_files(tmp_path / "inline"), shard_files(tmp_path / "pool")
+    assert list(inline) == [f"x-{i:05d}.npy" for i in range(4)] and inline == pooled
+    # 0.05 MB is 1638 rows of 32 bytes, rounded down to whole 4096-byte blocks (store.SHARD_ALIGN): 1536
+    assert [f["rows"] for f in store.open_dataset(tmp_path / "pool").manifest["arrays"]["x"]["files"]] == [1536, 1536, 1536, 392]
+    np.testing.assert_array_equal(np.asarray(open_array(tmp_path / "pool" / "x.npy")), x * 0.5)
+    seq = MemmapSequence(str(tmp_path / "pool" / "x.npy"), batch_size=1000)
+    np.testing.assert_array_equal(seq[1][0], x[1000:2000] * 0.5)  # across the first shard boundary
+
+
+def test_sharded_pack_of_an_iterable_or_npy_files_and_replacing_a_single_file(tmp_path):
+    from seqkit import open_array
+
+    x = np.arange(2000 * 4, dtype=np.int64).reshape(2000, 4)
+    pack(x[:10], tmp_path / "x.npy")  # an earlier single-file pack of the same array
+    pack((row for row in x), tmp_path / "x.npy", shard_mb=0.02, chunk_size=100)  # rows by output bytes: 655 per shard
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "x-00000.npy", "x-00001.npy", "x-00002.npy", "x-00003.npy"]
+    np.testing.assert_array_equal(np.asarray(open_array(tmp_path / "x.npy")), x)
+    pack(str(tmp_path / "x.npy"), tmp_path / "single" / "x.npy")  # a sharded pack, read back into one file
+    np.testing.assert_array_equal(np.load(tmp_path / "single" / "x.npy"), x)
+    files = []
+    for i in range(6):
+        files.append(tmp_path / "samples" / f"{i}.npy")
+        files[-1].parent.mkdir(exist_ok=True)
+        np.save(files[-1], np.full(3, i))
+    files[4].write_bytes(b"")
+    with pytest.warns(PackWarning, match=r"skipped 1 files .*4\.npy"):
+        pack(files, tmp_path / "out" / "s.npy", shard_mb=0.0001, on_error="skip")  # 4 samples per shard
+    dataset = store.verify(tmp_path / "out")
+    assert dataset.rows("s") == 5 and len(dataset.files("s")) == 2
+    assert np.asarray(open_array(tmp_path / "out" / "s.npy"))[:, 0].tolist() == [0, 1, 2, 3, 5]
+    assert dataset.manifest["arrays"]["s"]["meta"]["skipped"][0]["file"].endswith("4.npy")
+
+
+def test_a_sharded_pack_that_fails_or_is_interrupted_leaves_nothing(tmp_path):
+    x = np.arange(3000, dtype=np.float64)[:, None]
+
+    def breaks_at(row, error):
+        def transform(chunk):
+            if chunk[0, 0] >= row:
+                raise error
+            return chunk
+
+        return transform
+
+    with pytest.raises(ZeroDivisionError):
+        pack(x, tmp_path / "a" / "x.npy", transform=breaks_at(2000, ZeroDivisionError()), shard_mb=0.004, chunk_size=100)
+    with pytest.raises(KeyboardInterrupt):
+        pack(x, tmp_path / "b" / "x.npy", transform=breaks_at(1500, KeyboardInterrupt()), shard_mb=0.004, chunk_size=100)
+    assert leftovers(tmp_path) == []
+
+
+def test_cli_pack_shard_mb_and_engine_arguments(tmp_path):
+    make_images(tmp_path / "images")
+    run = seqkit_cli("pack", tmp_path / "images", tmp_path / "out", "--size", 8, 8, "--shard-mb", "0.0005")
+    assert run.returncode == 0, run.stderr
+    assert f"packed 7 images of 2 classes into {tmp_path / 'out'}: x in 4 shards, y in 1, classes.json" in run.stdout
+    np.testing.assert_array_equal(MemmapSequence(str(tmp_path / "out" / "x.npy"), batch_size=7)[0][0].shape, (7, 8, 8, 3))
+    run = seqkit_cli("pack", tmp_path / "images", tmp_path / "o2", "--size", 8, 8, "--scheduler", "tcp://head:8786")
+    assert run.returncode == 2 and "scheduler='tcp://head:8786' was given with engine='local'" in run.stderr
+    run = seqkit_cli("pack", tmp_path / "images", tmp_path / "o2", "--size", 8, 8, "--shard-mb", "-1")
+    assert run.returncode == 2 and "--shard-mb must be a size in MB > 0" in run.stderr
+    run = seqkit_cli("pack", tmp_path / "images", tmp_path / "o2", "--size", 8, 8, "--engine", "spark")
+    assert run.returncode == 2 and "invalid choice: 'spark'" in run.stderr
+    assert not (tmp_path / "o2").exists()

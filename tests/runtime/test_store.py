@@ -314,3 +314,21 @@ def test_seqkit_verify_command(tmp_path):
     assert run.stderr.startswith("damaged: ") and "y.npy: checksum" in run.stderr
     run = subprocess.run([*cli, str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "nowhere" in run.stderr
+
+
+def test_shards_are_sized_by_a_target_in_mb_and_opened_as_one_array(tmp_path):
+    from seqkit.sharded import ShardedArray
+
+    assert store.rows_per_shard(1 << 20, 256) == 256 and store.rows_per_shard(3, 0.000001) == 1
+    assert store.DEFAULT_SHARD_MB == 256 and store.check_shard_mb(None) is None and store.check_shard_mb(8) == 8.0
+    for bad in (0, -1, float("nan"), float("inf"), "256", True):
+        with pytest.raises(ValueError, match="shard_mb must be a"):
+            store.check_shard_mb(bad)
+    x, y = write_dataset(tmp_path / "ds", rows_per_file=store.rows_per_shard(12, 0.003))  # 262 rows of 3 float32
+    dataset = store.open_dataset(tmp_path / "ds")
+    opened = dataset.open("x")
+    assert isinstance(opened, ShardedArray) and opened.shard_starts == [0, 262, 524, 786, 1000]
+    np.testing.assert_array_equal(opened[250:270], x[250:270])
+    assert isinstance(dataset.open("y"), ShardedArray)  # rows_per_file applies to every array of the writer
+    with pytest.raises(ValueError, match=r"split over 4 files; read it with shards\(\) or open\(\)"):
+        dataset.array("x")
