@@ -94,20 +94,24 @@ def plan_hoists(ctx, seq, flow, clean: CleanSteps) -> dict[tuple, Hoist]:
         if not _hoistable_location(seq, flow, loc):
             continue
         reads = [v for v in flow.values if v.origin and location(v) == loc]
-        extracted: dict[int, _Extraction] = {}
+        # Every way each read can be extracted (a region, or a shorter run of it), then the function the
+        # most reads agree on: windows and their targets scaled alike share one preprocessed array even
+        # when one of them goes on with a cast of its own.
+        options: dict[int, list[_Extraction]] = {}
         for key, candidates in by_origin.items():
-            extraction = next((e for r in candidates if (e := _Extraction.build(ctx, flow, clean, r)) is not None), None)
-            if extraction is not None:
-                extracted[key] = extraction
-        if not extracted:
+            built = [e for r in candidates if (e := _Extraction.build(ctx, flow, clean, r)) is not None]
+            if built:
+                options[key] = built
+        if not options:
             continue
-        groups: dict[str, list[_Extraction]] = {}
-        for extraction in extracted.values():
-            groups.setdefault(extraction.signature, []).append(extraction)
-        if len(groups) == 1 and len(extracted) == len(reads):
-            plan = _plan(ctx, seq, flow, loc, next(iter(groups.values())), target=None)
+        groups: dict[str, dict[int, _Extraction]] = {}
+        for key, built in options.items():
+            for extraction in built:
+                groups.setdefault(extraction.signature, {}).setdefault(key, extraction)
+        chosen = list(max(groups.values(), key=len).values())  # the first, longest, on a tie
+        if len(chosen) == len(reads):
+            plan = _plan(ctx, seq, flow, loc, chosen, target=None)
         else:
-            chosen = max(groups.values(), key=len)
             plan = _plan_new_attribute(ctx, seq, flow, clean, loc, chosen)
         if plan is not None:
             plans[loc] = plan
@@ -530,7 +534,8 @@ class _Extraction:
         """preprocess_once takes one array: an attribute of unknown type goes through np.asarray (a no-op
         for arrays and memmaps; a list of equal-shaped samples becomes one array)."""
         container = flow.kinds.attribute_container(loc[0]) if len(loc) == 1 else None
-        return self.unit != SAMPLE and container != "ndarray"
+        per_sample = self.unit == SAMPLE and not self.trailing_only  # (then x is indexed as it is)
+        return not per_sample and container != "ndarray"
 
     def safety(self, ctx, seq, flow, loc: tuple) -> tuple[bool, str]:
         """Safe when each row's result is provably the same computed per batch or once for all rows.

@@ -469,9 +469,10 @@ def regions(flow, clean: CleanSteps) -> list[Region]:
             region = _largest_region(origin, members, everyone, clean, entry)
             if region is not None:
                 found.append(region)
-                for alternative in (_after_gather(flow, region, everyone), _before_gather(region, everyone)):
-                    if alternative is not None:
-                        found.append(alternative)
+                found += _after_gather(flow, region, everyone)
+                before = _before_gather(region, everyone)
+                if before is not None:
+                    found.append(before)
     return found
 
 
@@ -538,48 +539,62 @@ def pads_rows(value: Value) -> bool:
     return sum(1 for u in value.ins if u.data) == 1 and all(u.const for u in value.ins if not u.data)
 
 
-def _after_gather(flow, region: Region, everyone: dict) -> Region | None:
-    """The element-wise steps after the source's rows were gathered, as a region of their own: they can
-    be applied to the dataset's rows before the gather instead, leaving the gather where it is."""
+def _after_gather(flow, region: Region, everyone: dict) -> list[Region]:
+    """The element-wise steps right after the source's rows were gathered, as regions of their own
+    (the whole run, then each shorter start of it): they can be applied to the dataset's rows before
+    the gather instead, leaving the gather where it is. The run stops at the next step that moves
+    values around (`X[..., None]`): what follows stays per batch."""
     steps = region.steps
-    last_move = max((i for i, v in enumerate(steps) if moves(v)), default=None)
-    if last_move is None or last_move == len(steps) - 1:
-        return None
-    gathered, rest = steps[last_move], steps[last_move + 1:]
-    if any(moves(v) or not (elementwise(v) or pads_rows(v)) for v in rest):
-        return None
-    rest_ids = {id(v) for v in rest}
-    if any(id(u) not in rest_ids for u in everyone.get(id(gathered), ())):
-        return None  # the gathered rows are also used as they are
-    if any(any(u is not gathered and id(u) not in rest_ids for u in v.data_ins()) for v in rest):
-        return None
+    first = next((i for i, v in enumerate(steps) if not moves(v)), None)
+    if not first:
+        return []
+    gathered = steps[first - 1]
+    run = []
+    for value in steps[first:]:
+        if moves(value) or not (elementwise(value) or pads_rows(value)):
+            break
+        run.append(value)
+    if not run:
+        return []
+    run_ids = {id(v) for v in run}
+    if any(id(u) not in run_ids for u in everyone.get(id(gathered), ())):
+        return []  # the gathered rows are also used as they are
+    if any(any(u is not gathered and id(u) not in run_ids for u in v.data_ins()) for v in run):
+        return []
     entry = None
-    for node in walk(rest[0].node):
+    for node in walk(run[0].node):
         if isinstance(node, cst.Name) and any(v is gathered for v in flow.values_at(node)):
             entry = node
             break
     if entry is None:
         entry = gathered.node if isinstance(gathered.node, cst.BaseExpression) else None
-    if entry is None or not all(v.func is rest[0].func for v in rest):
-        return None
-    return Region(region.origin, list(rest), region.frontier, None, entry, gathered, tuple(steps[:last_move + 1]))
+    if entry is None or not all(v.func is run[0].func for v in run):
+        return []
+    found = []
+    for end in range(len(run), 0, -1):
+        prefix = run[:end]
+        inside = {id(v) for v in prefix}
+        if any(any(id(u) not in inside for u in everyone.get(id(v), ())) for v in prefix[:-1]):
+            continue  # a value inside is also used after the prefix ends: not one exit
+        found.append(Region(region.origin, prefix, prefix[-1], None, entry, gathered, tuple(steps[:first])))
+    return found
 
 
 def _before_gather(region: Region, everyone: dict) -> Region | None:
-    """The steps each element goes through before a comprehension gathers them
-    (`np.stack([self._prep(self.images[a]) for a, _ in pairs])`): one sample's steps, a region of their
-    own that can run once per row of the dataset, leaving the gather where it is."""
-    steps = region.steps
-    first = next((i for i, v in enumerate(steps) if v.op is Op.PACK and v.element is not None), None)
-    if not first:
+    """The steps one picked sample goes through before anything gathers it
+    (`np.stack([self._prep(self.images[a]) for a, _ in pairs])`, `parts.append([self.x[i] / s])`): a
+    chain of its own, from the source to the first value that only moves values around, which can run
+    once per row of the dataset, leaving the gather where it is."""
+    members = {id(v) for v in region.steps}
+    run, current = [], region.origin
+    while True:
+        users = everyone.get(id(current), ())
+        if len(users) != 1 or id(users[0]) not in members or moves(users[0]):
+            break
+        current = users[0]
+        run.append(current)
+    if not run or len(run) == len(region.steps):
         return None
-    gather, before = steps[first], steps[:first]
-    if gather.element is not before[-1] or any(moves(v) for v in before):
-        return None
-    inside = {id(v) for v in before}
-    for value in before[:-1]:
-        if any(id(u) not in inside for u in everyone.get(id(value), ())):
-            return None
     unit = origin_unit(region.origin)
     node = region.origin.node
     if unit is None and isinstance(node, cst.Subscript) and len(node.slice) == 1 and \
@@ -587,7 +602,7 @@ def _before_gather(region: Region, everyone: dict) -> Region | None:
             region.origin.index.scalar is not False and "slice" not in region.origin.index.flags:
         # one element of the gather per key, `self.images[a]` with `a` one of the batch's keys: a sample
         unit = SAMPLE
-    return Region(region.origin, list(before), before[-1], unit, region.entry)
+    return Region(region.origin, run, run[-1], unit, region.entry)
 
 
 def _entry_name(flow, origin: Value, members: list[Value]):
