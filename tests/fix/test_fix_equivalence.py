@@ -83,9 +83,13 @@ def assert_same_structure(expected, actual, where, rtol=0.0, atol=0.0, values=Tr
 
 def _epochs(dataset, harness, indices):
     """Yield (epoch, index, batch) over EPOCHS epochs, calling on_epoch_end between them as fit does."""
+    seed = getattr(harness, "GLOBAL_RNG_SEED", None)
     for epoch in range(EPOCHS):
         for index in indices:
             yield epoch, index, _batch(dataset, index, harness, epoch)
+        if seed is not None:  # an on_epoch_end shuffling with the global RNG reshuffles alike
+            np.random.seed(seed + 7919 * (epoch + 1))
+            random.seed(seed + 7919 * (epoch + 1))
         dataset.on_epoch_end()
 
 
