@@ -70,6 +70,10 @@ CHUNK_SECONDS = 0.1  # enough work per chunk to amortise its trip to a worker an
 MAX_CHUNK_KEYS = 512
 INLINE_BELOW_SECONDS = 1.0  # with processes=None, a build estimated shorter than this stays in this process
 DEFAULT_WORKERS = 4
+# Packages whose import takes seconds: with processes=None, workers that would import one are used only
+# for builds estimated longer than SLOW_IMPORT_PAYS_OFF_SECONDS (threads otherwise).
+SLOW_IMPORTS = frozenset({"tensorflow", "keras", "torch", "jax", "tf_keras"})
+SLOW_IMPORT_PAYS_OFF_SECONDS = 30.0
 _SCRATCH_BYTES = 64 << 20  # larger gathers use a temporary instead of a buffer kept per thread
 _LISTED = 50  # paths listed in a warning about skipped keys; PackedSamples.skipped has them all
 
@@ -241,8 +245,9 @@ def pack_samples(
         the same structure, shapes and dtypes (ValueError naming the first key that differs).
     keys: the keys (paths, ids), in any order, repeats allowed; rows follow the first-seen order.
     files: key -> the path (or list of paths) that key reads. By default the key itself when it is the
-        path of a file, and in any case every file the loader opens through Python (not files opened by
-        C libraries: OpenCV, h5py). Their sizes and modification times are checked on reuse.
+        path of a file, and in any case every file the loader opens through Python or through the C
+        readers seqkit.samples_c_opens knows (OpenCV, h5py, soundfile, tifffile). Their sizes and
+        modification times are checked on reuse.
     cache_dir: where the cache folder goes; default `default_cache_dir()`.
     processes: worker processes; None picks up to 4 when the build is long enough to pay for them;
         0 or 1 load in this process.
@@ -616,6 +621,13 @@ def _plan(task: LoadTask, processes: int | None, probe: ChunkResult, probed: int
             f"loading in {workers} threads, not processes: the loader cannot be sent to a worker process, since {exc}. "
             "Define it (and what it uses) in a module rather than in the script to load in processes"
         ), None
+    heavy = sorted(shipped.imports & SLOW_IMPORTS)
+    if processes is None and heavy and probe.seconds / probed * remaining < SLOW_IMPORT_PAYS_OFF_SECONDS:
+        # each worker would import the framework (seconds) to run a build that takes less in threads
+        return "threads", workers, (
+            f"loading in {workers} threads, not processes: the loader uses {', '.join(heavy)}, which every worker "
+            "process would import first (seconds each) for a build shorter than that"
+        ), None
     return "processes", workers, None, shipped
 
 
@@ -640,8 +652,8 @@ def _warn(packed: PackedSamples, name: str, total: int) -> None:
         warnings.warn(
             UntrackedFilesWarning(
                 f"pack_samples {name}: no file is known for any of the {total} keys: files= was not given, the keys are "
-                "not paths of files, and the loader opened no file through Python (OpenCV, h5py and other C libraries "
-                f"open files out of its sight). The cache {os.fspath(packed.path)} is reused for as long as the keys and "
+                "not paths of files, and the loader opened no file seqkit could see (through Python, OpenCV, h5py, "
+                f"soundfile or tifffile; other C libraries open files out of its sight). The cache {os.fspath(packed.path)} is reused for as long as the keys and "
                 "the loader's code stay the same, even if the data behind the keys changes: pass files=, a function "
                 "key -> the path(s) it reads, or delete the folder to rebuild it."
             ),

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from seqkit import samples_c_opens
 from seqkit.structure import TreeDef
 
 # Exceptions that mean the loader's code is wrong, not that a key's file is unreadable: never skipped,
@@ -184,6 +185,7 @@ class recording:
 
     def __enter__(self) -> Recording:
         install_hook()
+        samples_c_opens.watch()  # readers in C (cv2, h5py, soundfile) imported since the last recording
         self.outer = getattr(_local, "recording", None)
         _local.recording = self.seen
         return self.seen

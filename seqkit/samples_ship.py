@@ -57,6 +57,9 @@ class Shipped:
     """A pickle made by `ship`: it unpickles, in the worker, into the object that was shipped."""
 
     blob: bytes
+    # Top-level packages a worker imports to unpickle it (what the user's code uses by reference):
+    # one of them may cost seconds to import (TensorFlow), which decides whether workers pay.
+    imports: frozenset = frozenset()
 
     def __reduce__(self):
         return (_unship, (self.blob,))
@@ -69,15 +72,16 @@ def _unship(blob: bytes) -> Any:
 def ship(obj: Any) -> Shipped:
     """`obj` pickled with the user's code by value (see the module docstring); NotShippable says why not."""
     buffer = io.BytesIO()
+    pickler = _Pickler(buffer)
     try:
-        _Pickler(buffer).dump(obj)
+        pickler.dump(obj)
     except NotShippable:
         raise
     except RecursionError:
         raise NotShippable("what the loader reaches is nested too deeply to pickle") from None
     except Exception as exc:  # pickle reports the unpicklable in many ways (PicklingError, TypeError...)
         raise NotShippable(f"it cannot be pickled ({type(exc).__name__}: {exc})") from None
-    return Shipped(buffer.getvalue())
+    return Shipped(buffer.getvalue(), frozenset(pickler.imports))
 
 
 def by_value(module_name: str | None) -> bool:
@@ -92,16 +96,25 @@ def by_value(module_name: str | None) -> bool:
 class _Pickler(pickle.Pickler):
     def __init__(self, file):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.imports: set[str] = set()
+
+    def _uses(self, module_name: str | None) -> None:
+        if module_name:
+            self.imports.add(module_name.split(".")[0])
 
     def reducer_override(self, obj: Any) -> Any:
         # (Not called for exact ints, strs, lists, dicts and the like: those pickle as they are.)
         if isinstance(obj, types.FunctionType):
-            return _reduce_function(obj) if by_value(obj.__module__) else NotImplemented
+            if by_value(obj.__module__):
+                return _reduce_function(obj)
+            self._uses(obj.__module__)
+            return NotImplemented
         if isinstance(obj, types.MethodType):
             return _reduce_method(obj)
         if isinstance(obj, types.ModuleType):
             if obj.__name__ in ("__main__", "__mp_main__"):
                 raise NotShippable("it uses the script's module (__main__) itself, which a worker would have to run again")
+            self._uses(obj.__name__)
             return importlib.import_module, (obj.__name__,)
         if isinstance(obj, property):
             return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
@@ -110,7 +123,10 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, type):
             if obj.__module__ in ("__main__", "__mp_main__"):
                 raise NotShippable(f"it uses the class {obj.__qualname__}, defined in the script (__main__), which a worker would have to run again")
+            self._uses(obj.__module__)
             return NotImplemented
+        if isinstance(obj, types.BuiltinFunctionType):
+            self._uses(getattr(obj, "__module__", None))
         if type(obj).__module__ in ("__main__", "__mp_main__"):
             raise NotShippable(
                 f"it reaches an instance of {type(obj).__qualname__}, a class defined in the script (__main__), "

@@ -333,23 +333,56 @@ def read_with_opencv(root, ID):
     return cv2.imread(os.path.join(root, ID + ".png"))
 
 
-def test_files_opened_in_c_are_not_seen_so_it_warns_and_files_makes_them_tracked(tmp_path):
+@pytest.mark.parametrize("processes", [0, 2])
+def test_files_opencv_opens_in_c_are_tracked_too(tmp_path, processes):
+    """cv2.imread opens its file in C, where the audit hook cannot see it: seqkit.samples_c_opens
+    announces it, in this process and in workers, so a changed image rebuilds the cache."""
     (tmp_path / "img").mkdir()
     for i in range(4):
         make_png(tmp_path / "img" / f"{i}.png", i * 10)
     ids = ["0", "1", "2", "3"]
     loader = functools.partial(read_with_opencv, str(tmp_path / "img"))
-    with pytest.warns(UntrackedFilesWarning, match=r"no file is known for any of the 4 keys.*OpenCV"):
-        blind = pack_samples(loader, ids, cache_dir=tmp_path / "cache", processes=0)
-    assert blind.files == [] and blind.take(["2"])[0, 0, 0, 0] == 20
-
-    named = functools.partial(os.path.join, str(tmp_path / "img"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UntrackedFilesWarning)
-        tracked = pack_samples(loader, ids, files=lambda ID: named(ID + ".png"), cache_dir=tmp_path / "cache", processes=0)
+        first = pack_samples(loader, ids, cache_dir=tmp_path / "cache", processes=processes, progress=False)
+        assert sorted(os.path.basename(f) for f in first.files) == ["0.png", "1.png", "2.png", "3.png"]
+        assert pack_samples(loader, ids, cache_dir=tmp_path / "cache", processes=processes, progress=False).reused
         make_png(tmp_path / "img" / "2.png", 99)
-        rebuilt = pack_samples(loader, ids, files=lambda ID: named(ID + ".png"), cache_dir=tmp_path / "cache", processes=0)
-    assert len(tracked.files) == 4 and not rebuilt.reused and rebuilt.take(["2"])[0, 0, 0, 0] == 99
+        rebuilt = pack_samples(loader, ids, cache_dir=tmp_path / "cache", processes=processes, progress=False)
+    assert not rebuilt.reused and rebuilt.take(["2"])[0, 0, 0, 0] == 99
+
+
+def read_with_libc(root, ID):
+    """A reader seqkit does not know, opening its file in C (the C library's fopen, through ctypes)."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.fopen.restype = ctypes.c_void_p
+    handle = ctypes.c_void_p(libc.fopen(os.path.join(root, ID + ".bin").encode(), b"rb"))
+    buffer = ctypes.create_string_buffer(8)
+    libc.fread(buffer, 1, 8, handle)
+    libc.fclose(handle)
+    return np.frombuffer(buffer.raw, dtype=np.uint8).copy()
+
+
+def test_files_opened_in_c_out_of_sight_warn_and_files_makes_them_tracked(tmp_path):
+    (tmp_path / "raw").mkdir()
+    for i in range(4):
+        (tmp_path / "raw" / f"{i}.bin").write_bytes(bytes([i * 10] * 8))
+    ids = ["0", "1", "2", "3"]
+    loader = functools.partial(read_with_libc, str(tmp_path / "raw"))
+    with pytest.warns(UntrackedFilesWarning, match=r"no file is known for any of the 4 keys.*OpenCV"):
+        blind = pack_samples(loader, ids, cache_dir=tmp_path / "cache", processes=0)
+    assert blind.files == [] and blind.take(["2"])[0, 0] == 20
+
+    named = functools.partial(os.path.join, str(tmp_path / "raw"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrackedFilesWarning)
+        tracked = pack_samples(loader, ids, files=lambda ID: named(ID + ".bin"), cache_dir=tmp_path / "cache", processes=0)
+        (tmp_path / "raw" / "2.bin").write_bytes(bytes([99] * 8))
+        rebuilt = pack_samples(loader, ids, files=lambda ID: named(ID + ".bin"), cache_dir=tmp_path / "cache", processes=0)
+    assert len(tracked.files) == 4 and not rebuilt.reused and rebuilt.take(["2"])[0, 0] == 99
 
 
 def test_keys_with_no_file_at_all_warn_on_every_call(tmp_path):
