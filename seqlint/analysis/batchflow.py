@@ -33,7 +33,7 @@ import libcst as cst
 
 from seqlint.analysis import effects
 from seqlint.analysis.arrays import ValueKinds, is_index_vector
-from seqlint.analysis.hotpath import Phase, children, is_self_attr, walk
+from seqlint.analysis.hotpath import Phase, assignment_targets, children, is_self_attr, walk
 from seqlint.analysis.rowwise import module_binds, row_loop_header
 from seqlint.analysis.tables import elementwise_arithmetic, load_data_table
 from seqlint.analysis.values import Op, Value, compute_facts
@@ -88,12 +88,8 @@ def volatile_attributes(ctx, seq) -> frozenset[str]:
     writers = effects.writes_first_argument
     for func in ctx.batch_functions(seq, (Phase.BATCH, Phase.EPOCH)):
         for node in walk(func.body):
-            targets = []
-            if isinstance(node, cst.Assign):
-                targets = [t.target for t in node.targets]
-            elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
-                targets = [node.target]
-            elif isinstance(node, cst.Call):
+            targets = assignment_targets(node)
+            if isinstance(node, cst.Call):
                 func_expr = node.func
                 if isinstance(func_expr, cst.Attribute) and (
                     effects.is_in_place_method(func_expr.attr.value)

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from seqlint.analysis.hotpath import Phase, is_self_attr, walk
+from seqlint.analysis.hotpath import Phase, assignment_targets, bound_names, is_self_attr, walk
 from seqlint.analysis.batchflow import flow_tables
 from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, location, pads_rows, regions
 from seqlint.analysis.regions import trailing as trailing_step
 from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy
-from seqlint.analysis.rowwise import RowWiseProof, is_module_name, vectorised_loop
+from seqlint.analysis.rowwise import RowWiseProof, is_module_name, vectorised_body
 from seqlint.analysis.values import Op, Value
 from seqlint.findings import Edit
 from seqlint.fixes import indentation_of, is_docstring, line_start, replace, source_lines
@@ -175,13 +175,10 @@ def _plan(ctx, seq, flow, loc: tuple, extractions: list, target: str | None) -> 
 
 def _assigns_attribute(init: cst.FunctionDef, attr: str) -> bool:
     for node in walk(init.body):
-        if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
-            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-            for target in targets:
-                for sub in walk(target):
-                    if isinstance(sub, cst.Attribute) and isinstance(sub.value, cst.Name) and sub.value.value == "self" \
-                            and sub.attr.value == attr:
-                        return True
+        for target in assignment_targets(node):
+            for sub in walk(target):
+                if is_self_attr(sub) == attr:
+                    return True
     return False
 
 
@@ -229,22 +226,7 @@ def _start(ctx, node):
 
 
 def _binds(stmt, name: str) -> bool:
-    for node in walk(stmt):
-        targets = []
-        if isinstance(node, cst.Assign):
-            targets = [t.target for t in node.targets]
-        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr)):
-            targets = [node.target]
-        elif isinstance(node, cst.WithItem) and node.asname is not None:
-            targets = [node.asname.name]
-        for target in targets:
-            if isinstance(target, cst.Name) and target.value == name:
-                return True
-            if isinstance(target, (cst.Tuple, cst.List)) and any(
-                isinstance(e.value, cst.Name) and e.value.value == name for e in target.elements
-            ):
-                return True
-    return False
+    return name in bound_names(stmt)
 
 
 class _Swap(cst.CSTTransformer):
@@ -623,15 +605,7 @@ class _Extraction:
         if target is not None:
             return _helper_proof(ctx, seq, target, consts, functions, helpers)
         proof = RowWiseProof(ctx, self.param, consts, functions, helpers)
-        body = [s for s in self.body if not isinstance(s, cst.FunctionDef)]
-        assigned = {self.param}
-        for position, stmt in enumerate(body):
-            loop = vectorised_loop(stmt, assigned)
-            if loop is not None:
-                body[position] = loop
-            for node in walk(body[position]):
-                if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
-                    assigned.add(node.target.value)
+        body = vectorised_body([s for s in self.body if not isinstance(s, cst.FunctionDef)], self.param)
         if not proof.statements(body):
             return False
         rows = proof.rows(self.result)
@@ -741,12 +715,7 @@ def _writes_into_param(body: list, param: str) -> bool:
     rebinding the name to something else."""
     for stmt in body:
         for node in walk(stmt):
-            targets = []
-            if isinstance(node, cst.Assign):
-                targets = [t.target for t in node.targets]
-            elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
-                targets = [node.target]
-            for target in targets:
+            for target in assignment_targets(node):
                 if isinstance(target, cst.Subscript):
                     root = target.value
                     while isinstance(root, cst.Subscript):
@@ -1026,12 +995,8 @@ def _init_attributes(seq) -> set[str]:
     if init is None:
         return found
     for node in walk(init.body):
-        if isinstance(node, (cst.Assign, cst.AnnAssign, cst.AugAssign)):
-            targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
-            for target in targets:
-                for sub in walk(target):
-                    if isinstance(sub, cst.Attribute) and isinstance(sub.value, cst.Name) and sub.value.value == "self":
-                        found.add(sub.attr.value)
+        for target in assignment_targets(node):
+            found |= {attr for sub in walk(target) if (attr := is_self_attr(sub)) is not None}
     return found
 
 
@@ -1070,14 +1035,7 @@ def _helper_proof(ctx, seq, helper, consts: set[str], functions, helpers=None) -
         and isinstance(body[-1].body[0], cst.Return) and body[-1].body[0].value is not None
     ):
         return False
-    assigned = {data.name.value}
-    for position, stmt in enumerate(body[:-1]):
-        loop = vectorised_loop(stmt, assigned)
-        if loop is not None:
-            body[position] = loop
-        for node in walk(body[position]):
-            if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
-                assigned.add(node.target.value)
+    body = [*vectorised_body(body[:-1], data.name.value), body[-1]]
     proof = RowWiseProof(ctx, data.name.value, consts, functions, helpers)
     proof.fixed.update(p.name.value for p in settings)
     if not proof.statements(body[:-1]):

@@ -97,6 +97,33 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return {n.value for n in walk(node) if isinstance(n, cst.Name)}
 
 
+def assignment_targets(node: cst.CSTNode) -> list[cst.BaseExpression]:
+    """What an assignment statement writes (`a = b = ...`, `a += ...`, `a: int = ...`); [] otherwise."""
+    if isinstance(node, cst.Assign):
+        return [t.target for t in node.targets]
+    if isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+        return [node.target]
+    return []
+
+
+def bound_names(node: cst.CSTNode) -> set[str]:
+    """The bare names `node` binds: assignment targets (unpacking one level of tuple or list), loop and
+    comprehension variables, `:=` and `with ... as name`."""
+    names = set()
+    for sub in walk(node):
+        targets = assignment_targets(sub)
+        if isinstance(sub, (cst.For, cst.CompFor, cst.NamedExpr)):
+            targets = [sub.target]
+        elif isinstance(sub, cst.WithItem) and sub.asname is not None:
+            targets = [sub.asname.name]
+        for target in targets:
+            if isinstance(target, cst.Name):
+                names.add(target.value)
+            elif isinstance(target, (cst.Tuple, cst.List)):
+                names |= {e.value.value for e in target.elements if isinstance(e.value, cst.Name)}
+    return names
+
+
 def references(func: cst.FunctionDef) -> tuple[set[str], set[str]]:
     """(names used as `self.<name>` or `super().<name>`, bare names used) inside the function."""
     attrs: set[str] = set()

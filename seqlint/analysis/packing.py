@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from seqlint.analysis.batchflow import flow_tables, only_permuted
-from seqlint.analysis.hotpath import is_self_attr, walk
+from seqlint.analysis.hotpath import bound_names, is_self_attr, walk
 from seqlint.analysis.regions import SAMPLE, CleanSteps, is_file
 from seqlint.analysis.values import Op, Value
 from seqlint.findings import Edit
@@ -102,7 +102,9 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
     header = _loop_key(loop)
     if header is None:
         return None
-    index_name, key, keys_node = header
+    index_name, key, keys_node, parts = header
+    key_names = set(parts) or {key}
+    key_code = f"({', '.join(parts)})" if parts else key  # one key, in the loop's own names
     frontier_stmt = ctx.statement_of(frontier.node)
     padded = _padded_row(ctx, flow, func, loop, frontier, index_name)
     if padded is not None:
@@ -110,36 +112,40 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
         frontier_stmt, frontier = padded.stmt, _At(padded.stmt.body[0].value)
     elif _is_list(frontier.node):
         return None  # a list per sample (ragged tokens) left as it is: not rows of one array
+    elif (named := _named_fill(ctx, flow, frontier, index_name)) is not None:
+        # `img = load_img(path)` then `x[j] = img`: the fill is where the sample goes into the batch
+        frontier_stmt, frontier = named, _At(named.body[0].value)
     body = _loop_body(loop)
     opened = _opened_around(ctx, frontier_stmt, body)
     if opened is None:
         return None
     anchor = opened if opened is not True else frontier_stmt
-    slice_stmts = _backward_slice(ctx, flow, anchor, anchor if opened is not True else frontier.node, body, key)
+    slice_stmts = _backward_slice(ctx, flow, anchor, anchor if opened is not True else frontier.node, body)
     if slice_stmts is None:
         return None
     moved, kept = slice_stmts
     # Everything the loader reads besides its key: constants the class or module holds.
     loader_stmts = sorted(moved + kept, key=lambda s: _start(ctx, s))
-    if not _reads_only_key_and_settings(ctx, flow, func, loop, loader_stmts, frontier.node, key):
+    if not _reads_only_key_and_settings(ctx, flow, func, loop, loader_stmts, frontier.node, key_names):
         return None
     if opened is not True:
         # `with open(path) as fh: batch.append(self.encode(fh.read()))`: the loader opens the file the
         # same way and returns the sample from inside the block; the block leaves the loop
         inside = [s for s in opened.body.body if s is not frontier_stmt]
-        if not _reads_only_key_and_settings(ctx, flow, func, loop, [*loader_stmts, *inside], opened.items[0].item, key):
+        if not _reads_only_key_and_settings(ctx, flow, func, loop, [*loader_stmts, *inside], opened.items[0].item,
+                                            key_names):
             return None
         moved = [*moved, opened]
-    if padded is not None and not all(_reads_only_key_and_settings(ctx, flow, func, loop, [], part, key)
+    if padded is not None and not all(_reads_only_key_and_settings(ctx, flow, func, loop, [], part, key_names)
                                       for part in padded.row_parts()):
         return None
-    keys = _all_keys(ctx, flow, keys_node) or _indexed_keys(flow, key, [*loader_stmts, frontier.node])
+    keys = _all_keys(ctx, flow, keys_node) or (None if parts else _indexed_keys(flow, key, [*loader_stmts, frontier.node]))
     if keys is None:
         return None
     name = _name_of(frontier_stmt, frontier.node, loader_stmts)
     method_name = _unique(f"_load_{name}", used_names)
     attribute = _unique("_samples" if name == "sample" else f"_{name}_samples", used_names | {method_name})
-    after = _after_the_stack(ctx, flow, clean, read, loop, key)
+    after = _after_the_stack(ctx, flow, clean, read, loop, key_names)
     extra_body, result = [], frontier.node
     if padded is not None:
         row = _fresh_name(f"{padded.array}_row", [*loader_stmts, frontier.node])
@@ -156,11 +162,11 @@ def _plan(ctx, seq, flow, clean, read: Value, used_names: set[str]) -> PackPlan 
             return None
         block = opened.with_changes(body=opened.body.with_changes(
             body=[*inside, cst.SimpleStatementLine([cst.Return(result)])]), leading_lines=[])
-        method = _loader_method(method_name, key, [*loader_stmts, block], None)
+        method = _loader_method(method_name, key, [*loader_stmts, block], None, parts)
     else:
-        method = _loader_method(method_name, key, [*loader_stmts, *extra_body], result)
-    labels = _label_lookups(ctx, flow, func, loop, index_name, key, used_names | {method_name, attribute})
-    rewrite = _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, frontier_stmt, moved, attribute,
+        method = _loader_method(method_name, key, [*loader_stmts, *extra_body], result, parts)
+    labels = [] if parts else _label_lookups(ctx, flow, func, loop, index_name, key, used_names | {method_name, attribute})
+    rewrite = _loop_edits(ctx, flow, func, loop, index_name, key_code, keys_node, frontier, frontier_stmt, moved, attribute,
                           labels, whole_rows=padded is not None)
     if rewrite is None:
         return None
@@ -249,7 +255,7 @@ def _merge_edits(ctx, loop, loop_edits: list[Edit], other: list[Edit]) -> list[E
     return merged
 
 
-def _after_the_stack(ctx, flow, clean, read: Value, loop, key: str):
+def _after_the_stack(ctx, flow, clean, read: Value, loop, key_names: set[str]):
     """The element-wise steps applied to the stacked samples right after the comprehension that reads
     them (`np.stack([np.load(p) for p in paths]).astype(np.float32)`, then `waves /= 32768.0`), as an
     extraction of hoisting.py: they commute with the stacking (no dtype cast in between)."""
@@ -266,7 +272,7 @@ def _after_the_stack(ctx, flow, clean, read: Value, loop, key: str):
         if any(v.op in (Op.WRITE, Op.LOOP) for v in region.gathering):
             return None
         extraction = _Extraction.build(ctx, flow, clean, region)
-        if extraction is not None and extraction.trailing_only and key not in _names_read(
+        if extraction is not None and extraction.trailing_only and not key_names & _names_read(
             cst.Module(body=[*extraction.body, cst.SimpleStatementLine([cst.Return(extraction.result)])])
         ):
             return extraction
@@ -279,7 +285,7 @@ def _sample_frontier(ctx, flow, clean, read: Value) -> Value | None:
     (`self.read(path)`), or a step after either. Follows the read into and out of helpers."""
     current = read
     for _ in range(10_000):
-        users = [u for u in current.users if not _unpacked_return(u)]
+        users = _uses(flow, current)
         steps = [u for u in users if _sample_step(flow, u, read)]
         if len(steps) == len(users) > 1:
             # `(sig - sig.mean(0)) / sig.std(0)`: several steps use it, and meet again further on
@@ -296,12 +302,26 @@ def _sample_frontier(ctx, flow, clean, read: Value) -> Value | None:
     return current if id(current) in flow.live else None
 
 
+def _picks_keys(origin: Value) -> bool:
+    """`self.index[lo:hi]`: an origin that only picks the batch's keys (ids, paths, positions)."""
+    return origin.op is Op.SUBSCRIPT and "rows-only" in origin.flags and origin.base is not None \
+        and origin.base.attr is not None
+
+
+def _uses(flow, value: Value) -> list[Value]:
+    """The values computed from `value` that matter: not a tuple a helper returns for its caller to
+    unpack, nor the value a name keeps after a loop when nothing reads it (`img` once a second loop
+    reassigns it)."""
+    return [u for u in value.users
+            if not _unpacked_return(u) and not (u.op is Op.JOIN and id(u) not in flow.live)]
+
+
 def _where_paths_meet(flow, start: Value, read: Value, limit: int = 64) -> Value | None:
     """The first value every path of sample steps from `start` goes through, when nothing computed
     between them is used anywhere else."""
     order = {id(v): i for i, v in enumerate(flow.values)}
     between: dict[int, Value] = {}
-    pending = [u for u in start.users if not _unpacked_return(u)]
+    pending = _uses(flow, start)
     while pending and len(between) < limit:
         # the value computed first among those pending: when it is the only one left, every path is in it
         pending.sort(key=lambda v: order.get(id(v), 1 << 30))
@@ -315,7 +335,7 @@ def _where_paths_meet(flow, start: Value, read: Value, limit: int = 64) -> Value
         if not _sample_step(flow, value, read):
             return None
         between[id(value)] = value
-        users = [u for u in value.users if not _unpacked_return(u)]
+        users = _uses(flow, value)
         if not users:
             return None  # a path ends without joining the others
         pending += users
@@ -325,8 +345,11 @@ def _where_paths_meet(flow, start: Value, read: Value, limit: int = 64) -> Value
 def _sample_step(flow, value: Value, read: Value) -> bool:
     """A step on the read sample alone: the user's own code, packed as it is, so any deterministic step
     qualifies (a DataFrame's `ffill()` as well as a known preprocessing call, a comprehension over the
-    sample's own tokens), but no random one."""
-    if not (value.data and value.origins == frozenset((read,)) and not value.random):
+    sample's own tokens), but no random one. Besides the read it may use the key itself (`labels[k]`
+    with `k` one of the keys): the loader has it too, and what else it reads is checked when it is built."""
+    if not (value.data and read in value.origins and not value.random):
+        return False
+    if any(o is not read and not _picks_keys(o) for o in value.origins):
         return False
     if value.op is Op.PACK and isinstance(value.node, (cst.ListComp, cst.GeneratorExp)):
         # over the sample's parts (`[vocab.get(w) for w in text.split()]`) or over positions in it
@@ -370,9 +393,11 @@ def _enclosing_loop(ctx, node, func):
     return None
 
 
-def _loop_key(loop) -> tuple[str | None, str, cst.BaseExpression] | None:
-    """(index name, key name, the iterated keys) of `for i, key in enumerate(keys)`, `for key in keys`
-    and `[... for key in keys]`."""
+def _loop_key(loop) -> tuple[str | None, str, cst.BaseExpression, tuple[str, ...]] | None:
+    """(index name, key name, the iterated keys, the names a key unpacks into) of `for i, key in
+    enumerate(keys)`, `for key in keys`, `[... for key in keys]`, and with a key that is a tuple
+    unpacked by the loop (`for subject, k in items`): then the key's name is "key" and the last item
+    names its parts."""
     if isinstance(loop, cst.For):
         target, iterable = loop.target, loop.iter
         if loop.orelse is not None or loop.asynchronous is not None:
@@ -382,14 +407,23 @@ def _loop_key(loop) -> tuple[str | None, str, cst.BaseExpression] | None:
         if clause.inner_for_in is not None or clause.ifs:
             return None
         target, iterable = clause.target, clause.iter
-    if isinstance(target, cst.Name):
-        return None, target.value, iterable
+    index = None
     if (
         isinstance(target, cst.Tuple) and len(target.elements) == 2 and isinstance(iterable, cst.Call)
         and isinstance(iterable.func, cst.Name) and iterable.func.value == "enumerate" and len(iterable.args) == 1
-        and all(isinstance(e.value, cst.Name) for e in target.elements)
+        and isinstance(target.elements[0].value, cst.Name)
     ):
-        return target.elements[0].value.value, target.elements[1].value.value, iterable.args[0].value
+        index, target, iterable = target.elements[0].value.value, target.elements[1].value, iterable.args[0].value
+    if isinstance(target, cst.Name):
+        return index, target.value, iterable, ()
+    if isinstance(target, (cst.Tuple, cst.List)) and target.elements and all(
+        isinstance(e.value, cst.Name) and not isinstance(e, cst.StarredElement) for e in target.elements
+    ):
+        parts = tuple(e.value.value for e in target.elements)
+        name = "key"
+        while name in parts or name == index:
+            name += "_"
+        return index, name, iterable, parts
     return None
 
 
@@ -436,7 +470,7 @@ def _loop_body(loop) -> list:
     return []
 
 
-def _backward_slice(ctx, flow, frontier_stmt, frontier_node, body: list, key: str):
+def _backward_slice(ctx, flow, frontier_stmt, frontier_node, body: list):
     """(statements of the loop body that compute the sample and nothing else, statements that compute
     it and something else too) before the frontier's statement; None when the sample needs something
     the loop computes another way."""
@@ -448,7 +482,7 @@ def _backward_slice(ctx, flow, frontier_stmt, frontier_node, body: list, key: st
     needed = _names_read(frontier_node)
     picked = []
     for stmt in reversed(body[:position]):
-        bound = _bound_names(stmt)
+        bound = bound_names(stmt)
         if not bound & needed:
             continue
         if isinstance(stmt, cst.BaseCompoundStatement) and not isinstance(stmt, cst.With):
@@ -476,7 +510,7 @@ def _read_only_within(ctx, flow, stmt, statements) -> bool:
                for returned in value.ins if returned.op is Op.PACK for element in returned.ins]
     for value in values:
         for user in flow.values:
-            if value not in user.ins or _unpacked_return(user):
+            if value not in user.ins or _unpacked_return(user) or (user.op is Op.JOIN and id(user) not in flow.live):
                 continue
             # a helper's parameter is used where the helper is called
             where = user.site.node if user.op is Op.PARAM and user.site is not None else user.node
@@ -485,12 +519,12 @@ def _read_only_within(ctx, flow, stmt, statements) -> bool:
     return bool(values)
 
 
-def _reads_only_key_and_settings(ctx, flow, func, loop, stmts, frontier_node, key: str) -> bool:
+def _reads_only_key_and_settings(ctx, flow, func, loop, stmts, frontier_node, key_names: set[str]) -> bool:
     """The loader reads its key, `self` attributes fixed after `__init__`, module names and names
     bound inside it: nothing else of the function (it runs once per key, outside any batch)."""
-    bound = {key}
+    bound = set(key_names)
     for stmt in stmts:
-        bound |= _bound_names(stmt)
+        bound |= bound_names(stmt)
     outside = {p.name.value for p in (*func.params.params, *func.params.kwonly_params)} - {"self"}
     for node in walk(func.body):
         if isinstance(node, (cst.AssignTarget, cst.For, cst.CompFor)):
@@ -525,24 +559,6 @@ def _names_read(node) -> set[str]:
     return names
 
 
-def _bound_names(stmt) -> set[str]:
-    names = set()
-    for node in walk(stmt):
-        targets = []
-        if isinstance(node, cst.AssignTarget):
-            targets = [node.target]
-        elif isinstance(node, (cst.AugAssign, cst.AnnAssign, cst.For, cst.CompFor, cst.NamedExpr)):
-            targets = [node.target]
-        elif isinstance(node, cst.WithItem) and node.asname is not None:
-            targets = [node.asname.name]
-        for target in targets:
-            if isinstance(target, cst.Name):
-                names.add(target.value)
-            elif isinstance(target, (cst.Tuple, cst.List)):
-                names |= {e.value.value for e in target.elements if isinstance(e.value, cst.Name)}
-    return names
-
-
 def _start(ctx, node):
     position = ctx.position(node)[0]
     return (position.row, position.column)
@@ -558,7 +574,7 @@ def _name_of(frontier_stmt, frontier_node, loader_stmts: list) -> str:
             target = target.value
         if isinstance(target, cst.Name):
             candidates.append(target.value)
-    bound = set().union(*(_bound_names(s) for s in loader_stmts)) if loader_stmts else set()
+    bound = set().union(*(bound_names(s) for s in loader_stmts)) if loader_stmts else set()
     candidates += sorted(_names_read(frontier_node) & bound)
     for candidate in candidates:
         if len(candidate) > 2:
@@ -588,9 +604,11 @@ def _opened_around(ctx, frontier_stmt, body: list):
     return block
 
 
-def _loader_method(name: str, key: str, stmts: list, result) -> str:
+def _loader_method(name: str, key: str, stmts: list, result, parts: tuple[str, ...] = ()) -> str:
     body = [s.with_changes(leading_lines=[l for l in s.leading_lines if l.comment is not None])
             if hasattr(s, "leading_lines") else s for s in stmts]
+    if parts:
+        body.insert(0, cst.parse_statement(f"{', '.join(parts)} = {key}\n"))
     if result is not None:
         body.append(cst.SimpleStatementLine([cst.Return(result)]))
     method = cst.FunctionDef(
@@ -774,6 +792,20 @@ def _padded_row(ctx, flow, func, loop, frontier: Value, index_name) -> _Padded |
     return padded
 
 
+def _named_fill(ctx, flow, frontier: Value, index_name):
+    """The statement `X[i] = img` when the sample goes into the batch array through a name."""
+    uses = _uses(flow, frontier)
+    if index_name is None or len(uses) != 1 or uses[0].op is not Op.WRITE:
+        return None
+    stmt = ctx.statement_of(uses[0].node)
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
+        return None
+    value = stmt.body[0].value
+    if not isinstance(value, cst.Name) or frontier not in flow.values_at(value):
+        return None
+    return stmt if _fill_target(stmt, value, index_name) is not None else None
+
+
 def _indexed_keys(flow, key: str, parts: list) -> str | None:
     """`range(len(self.paths))` when the loader uses its key only to index one attribute that no batch or
     epoch changes (`path = self.paths[k]`): the keys are that attribute's positions."""
@@ -799,7 +831,7 @@ def _indexed_keys(flow, key: str, parts: list) -> str | None:
 def _fresh_name(base: str, parts: list) -> str:
     taken = set()
     for part in parts:
-        taken |= _names_read(part) | (_bound_names(part) if isinstance(part, cst.BaseStatement) else set())
+        taken |= _names_read(part) | (bound_names(part) if isinstance(part, cst.BaseStatement) else set())
     name = base
     while name in taken:
         name += "_"

@@ -90,7 +90,7 @@ def _plan(ctx, flow, clean, handle: Value, origins: list[Value], used_names: set
         reads.append(read)
     # The open (path and mode) must be computable from settings alone, once, outside any batch.
     open_parts = [handle.node] + ([stmt] if kind == "assign" else [])
-    if not _reads_only_key_and_settings(ctx, flow, func, None, [], handle.node, "") or not all(
+    if not _reads_only_key_and_settings(ctx, flow, func, None, [], handle.node, set()) or not all(
         _settings_only(ctx, flow, func, part) for part in open_parts
     ):
         return None

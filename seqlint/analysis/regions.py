@@ -22,7 +22,7 @@ import libcst as cst
 
 from seqlint.analysis import effects
 from seqlint.analysis.batchflow import flow_tables, owned
-from seqlint.analysis.hotpath import walk
+from seqlint.analysis.hotpath import assignment_targets, is_self_attr, walk
 from seqlint.analysis.rowwise import call_table, int_literal
 from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy, preprocessing_table
 from seqlint.analysis.values import Op, Value
@@ -373,15 +373,8 @@ class CleanSteps:
         if key not in self._state_writers:
             writes = False
             for node in walk(func):
-                targets = []
-                if isinstance(node, cst.Assign):
-                    targets = [t.target for t in node.targets]
-                elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
-                    targets = [node.target]
-                for target in targets:
-                    for sub in walk(target):
-                        if isinstance(sub, cst.Attribute) and isinstance(sub.value, cst.Name) and sub.value.value == "self":
-                            writes = True
+                if any(is_self_attr(sub) is not None for target in assignment_targets(node) for sub in walk(target)):
+                    writes = True
             self._state_writers[key] = writes
         return self._state_writers[key]
 

@@ -331,14 +331,7 @@ class RowWiseProof:
             return None
         inner = RowWiseProof(self.ctx, data[0], self.const_attrs, self.batch_functions, self.helpers, self.depth + 1)
         inner.fixed.update(p.name.value for p in params if p.name.value != data[0])
-        assigned = {data[0]}
-        for position, stmt in enumerate(body[:-1]):
-            loop = vectorised_loop(stmt, assigned)
-            if loop is not None:
-                body[position] = loop
-            for node in walk(body[position]):
-                if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
-                    assigned.add(node.target.value)
+        body = [*vectorised_body(body[:-1], data[0]), body[-1]]
         if not inner.statements(body[:-1]):
             return None
         result = inner.rows(body[-1].body[0].value)
@@ -639,6 +632,21 @@ def changed_by_calls(functions) -> set[str]:
                 if (attr := is_self_attr(node.func.value)) is not None:
                     found.add(attr)
     return found
+
+
+def vectorised_body(body: list, rows: str) -> list:
+    """Statements of a function of the rows `rows`, with each loop over them that vectorised_loop
+    recognises replaced by its whole-array form (what the row-wise proofs then read)."""
+    assigned = {rows}
+    result = list(body)
+    for position, stmt in enumerate(result):
+        loop = vectorised_loop(stmt, assigned)
+        if loop is not None:
+            result[position] = loop
+        for node in walk(result[position]):
+            if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
+                assigned.add(node.target.value)
+    return result
 
 
 def vectorised_loop(stmt, env_names: set[str]):

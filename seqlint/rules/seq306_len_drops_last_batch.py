@@ -318,6 +318,9 @@ def _first_dimension(call: cst.Call) -> cst.BaseExpression | None:
         if arg.keyword is not None and arg.keyword.value == "shape":
             shape = arg.value
             break
+    # `(self.batch_size,) + self.img_size + (3,)`: the shape's first part is the leftmost tuple's
+    while isinstance(shape, cst.BinaryOperation) and isinstance(shape.operator, cst.Add):
+        shape = shape.left
     if isinstance(shape, (cst.Tuple, cst.List)):
         if not shape.elements or isinstance(shape.elements[0], cst.StarredElement):
             return None
