@@ -188,4 +188,5 @@ def measure_model(model, dataset, batch, *, data_seconds: float, budget: float, 
         fit_ready_step_seconds=ready,
         fit_step_seconds=real,
         fit_steps=ran,
+        fit_ready_spread_seconds=max(medians["ready"]) - ready,
     )

@@ -121,9 +121,13 @@ class ProfileReport:
                 f"Input-bound: the model waits {m.input_wait_share:.0%} of each step for data "
                 f"({ms(data)} to make a batch, {ms(m.train_step_seconds)} to train on it)."
             )
+        if m.input_wait_share >= INPUT_BOUND_SHARE:
+            wait = f"fits with and without the generator differ by no more than the machine's noise, {ms(m.fit_ready_spread_seconds)}"
+        else:
+            wait = f"the model waits {m.input_wait_share:.0%} of each step for data"
         return (
-            f"Compute-bound: the generator is not your bottleneck (the model waits {m.input_wait_share:.0%} "
-            f"of each step for data; {ms(data)} to make a batch, {ms(m.train_step_seconds)} to train on it)."
+            f"Compute-bound: the generator is not your bottleneck ({wait}; "
+            f"{ms(data)} to make a batch, {ms(m.train_step_seconds)} to train on it)."
         )
 
     def best_worker_option(self) -> WorkerTrial | None:
@@ -275,6 +279,7 @@ class ProfileReport:
                 "first_step_seconds": m.first_step_seconds,
                 "train_step_seconds": m.train_step_seconds,
                 "fit_ready_step_seconds": m.fit_ready_step_seconds,
+                "fit_ready_spread_seconds": m.fit_ready_spread_seconds,
                 "fit_step_seconds": m.fit_step_seconds,
                 "fit_steps": m.fit_steps,
                 "data_seconds": lat.mean,

@@ -18,6 +18,9 @@ class ModelStats:
     fit_ready_step_seconds: float
     fit_step_seconds: float
     fit_steps: int
+    # How far apart the ready-data fits were: a difference between real and ready fits no larger
+    # than this is the machine's noise, not time spent waiting for data.
+    fit_ready_spread_seconds: float = 0.0
 
     @property
     def input_wait_share(self) -> float:
@@ -27,4 +30,7 @@ class ModelStats:
 
     @property
     def verdict(self) -> str:
-        return "input-bound" if self.input_wait_share >= INPUT_BOUND_SHARE else "compute-bound"
+        waited = self.fit_step_seconds - self.fit_ready_step_seconds
+        if self.input_wait_share >= INPUT_BOUND_SHARE and waited > self.fit_ready_spread_seconds:
+            return "input-bound"
+        return "compute-bound"

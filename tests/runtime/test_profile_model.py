@@ -1,7 +1,7 @@
 """With a real Keras model, seqkit.profile says input-bound or compute-bound, from real model.fit steps.
 
 The two cases are far apart on purpose (a 20 ms generator with a 1-layer model; a generator that only
-slices with a model of two 1024-unit layers on 256-sample batches), so that the verdict does not depend
+slices with a model of two 2048-unit layers on 256-sample batches), so that the verdict does not depend
 on how busy the machine is; the shares themselves are measured, never asserted as timings.
 """
 
@@ -38,7 +38,7 @@ class SlowRows:
 
 
 class FastSlices:
-    def __init__(self, n=4096, features=512, batch_size=256):
+    def __init__(self, n=4096, features=1024, batch_size=256):
         rng = np.random.default_rng(1)
         self.x = rng.random((n, features), dtype=np.float32)
         self.y = rng.random((n, 1), dtype=np.float32)
@@ -82,7 +82,7 @@ def test_slow_generator_with_fast_model_is_input_bound():
 
 
 def test_fast_generator_with_slow_model_is_compute_bound():
-    model = dense_model(512, [1024, 1024])
+    model = dense_model(1024, [2048, 2048])
     report = profile(FastSlices(), model, seconds=4, workers=None, memory=False)
     m = report.model
     assert m.verdict == "compute-bound", report.to_dict()["model"]
@@ -90,6 +90,18 @@ def test_fast_generator_with_slow_model_is_compute_bound():
     assert "not your bottleneck" in report.statement
     assert m.train_step_seconds > 20 * report.latency.mean
     assert any("model is the bottleneck" in item for item in report.advice())
+
+
+def test_a_difference_within_the_machines_noise_is_no_wait():
+    from seqkit.profiling.verdict import ModelStats
+
+    def stats(real, spread):
+        return ModelStats("m", 0.3, 0.012, fit_ready_step_seconds=0.012, fit_step_seconds=real, fit_steps=24, fit_ready_spread_seconds=spread)
+
+    # Real fits 25% slower than the fastest ready fit, but the ready fits alone were 5 ms apart.
+    assert stats(0.016, spread=0.005).verdict == "compute-bound"
+    assert stats(0.016, spread=0.001).verdict == "input-bound"
+    assert stats(0.013, spread=0.0).verdict == "compute-bound"
 
 
 def test_an_uncompiled_model_is_refused_before_any_work():
