@@ -1018,6 +1018,19 @@ class BatchFlow:
         return any(id(v) in self.live for v in self.values_at(node))
 
     @cached_property
+    def _readers(self) -> dict[int, list[Value]]:
+        readers: dict[int, list[Value]] = {}
+        for value in self.values:
+            for source in value.ins:
+                readers.setdefault(id(source), []).append(value)
+        return readers
+
+    def readers(self, value: Value) -> list[Value]:
+        """Every value that takes `value` as an input (data or not), in the order of `values`; each
+        once per time it takes it."""
+        return self._readers.get(id(value), [])
+
+    @cached_property
     def live(self) -> set[int]:
         """Values whose content reaches the returned batch."""
         live: set[int] = set()

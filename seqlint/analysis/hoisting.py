@@ -328,7 +328,7 @@ class _Extraction:
         chain = sorted([*chain, *moved], key=lambda s: _start(ctx, s))
         # Sizes and shapes read from the rows stay right only inside the moved code (or as row counts).
         kept_reads = [u for v in (origin, *region.steps) if v is not frontier
-                      for u in flow.values if v in u.ins and not u.data]
+                      for u in flow.readers(v) if not u.data]
         for user in kept_reads:
             if user.node is None or _counts_rows_node(user.node):
                 continue
@@ -763,9 +763,7 @@ def _replace_statement(ctx, stmt, code: str) -> Edit:
 def _mutated_later(flow, value: Value) -> bool:
     """Kept code writes into the frontier's array in place (`x += noise`, `x[0] = ...`): reading it from
     the read-only cached array then needs a copy."""
-    for user in flow.values:
-        if value not in user.ins:
-            continue
+    for user in dict.fromkeys(flow.readers(value)):
         if user.op is Op.WRITE and user.ins[0] is value:
             return True
         if user.op is Op.OPERATOR and isinstance(user.node, cst.AugAssign):

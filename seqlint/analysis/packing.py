@@ -509,8 +509,8 @@ def _read_only_within(ctx, flow, stmt, statements) -> bool:
     values += [element for value in values if value.op is Op.HELPER and not value.users
                for returned in value.ins if returned.op is Op.PACK for element in returned.ins]
     for value in values:
-        for user in flow.values:
-            if value not in user.ins or _unpacked_return(user) or (user.op is Op.JOIN and id(user) not in flow.live):
+        for user in dict.fromkeys(flow.readers(value)):
+            if _unpacked_return(user) or (user.op is Op.JOIN and id(user) not in flow.live):
                 continue
             # a helper's parameter is used where the helper is called
             where = user.site.node if user.op is Op.PARAM and user.site is not None else user.node
