@@ -375,7 +375,7 @@ class _Extraction:
         body = [s.visit(_Swap(swaps)) for s in chain]
         edits: list[Edit] = []
         # Kept code writing into the rows in place needs its own copy: the cached array is read-only.
-        copy = ".copy()" if _mutated_later(flow, frontier) else ""
+        copy = ".copy()" if _mutated_later(flow, frontier) and not (inline and _picked_by_index_array(origin)) else ""
         deleted: list[tuple[int, int]] = []
         # When the name the rows were read into serves only the moved code, the read takes the frontier's
         # name instead (`encoded = self.waves[...]`), rather than keeping `encoded = batch`.
@@ -758,6 +758,17 @@ def _replace_statement(ctx, stmt, code: str) -> Edit:
     indent = indentation_of(ctx, stmt)
     first, last = _delete(ctx, stmt)
     return Edit(f"{indent}{code}\n", line_start(first), line_start(last + 1))
+
+
+def _picked_by_index_array(origin: Value) -> bool:
+    """`self.x[idx]` with `idx` many positions (an index array or list, not a slice): NumPy's advanced
+    indexing returns a new array, which kept code may write into without a copy."""
+    node, index = origin.node, origin.index
+    return (
+        origin.op is Op.SUBSCRIPT and isinstance(node, cst.Subscript) and len(node.slice) == 1
+        and isinstance(node.slice[0].slice, cst.Index) and index is not None
+        and index.scalar is False and "slice" not in index.flags
+    )
 
 
 def _mutated_later(flow, value: Value) -> bool:

@@ -81,7 +81,9 @@ rows are still read elsewhere per batch, the result goes to a new attribute (`se
 instead of replacing `self.x`. Steps written per sample (`[resize(im) for im in self.x[sl]]`,
 `self.x[i] / 255.` in a loop over ids) are applied with `per_sample=True`, one sample at a time, as
 before. Element-wise steps after a gather by index (`self.x[self.order[sl]] / 255.`) run on the
-dataset's rows, before the gather.
+dataset's rows, before the gather. The result is read-only: code left per batch that writes into the
+rows in place reads `self.x[sl].copy()`, except after a gather by an index array, which is a new
+array already.
 
 The fix is **safe** when the batches provably stay identical: per-sample steps; or steps over the batch
 proven row-wise (element-wise operators and ufuncs with settings, `astype`, `copy`, reductions and
