@@ -36,12 +36,14 @@ import ctypes
 import faulthandler
 import linecache
 import os
+import pickle
 import re
 import select
 import signal
 import sys
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -247,6 +249,21 @@ class WorkerProcess:
             except OSError:
                 pass
         self.process.close()
+
+
+def report_error(conn, tag, exc: BaseException) -> None:
+    """Send the parent a worker's exception for task `tag`: pickled when it survives a round trip
+    (else only its text), with the formatted traceback. A parent already gone is no error."""
+    text = traceback.format_exc()
+    try:
+        payload = pickle.dumps(exc)
+        pickle.loads(payload)
+    except Exception:
+        payload = None
+    try:
+        conn.send(("error", tag, payload, f"{type(exc).__name__}: {exc}", text))
+    except (OSError, EOFError):
+        pass
 
 
 def start_workers(context, target, count: int, args: tuple, *, name: str, timeout: float | None):

@@ -12,12 +12,11 @@ import multiprocessing
 import pickle
 import signal
 import time
-import traceback
 from collections import deque
 from multiprocessing import connection
 from typing import Any, Callable, Iterable, Iterator
 
-from seqkit.lifeline import Guard, WorkerError, check_timeout, start_workers, stop_workers
+from seqkit.lifeline import Guard, WorkerError, check_timeout, report_error, start_workers, stop_workers
 
 __all__ = ["ordered_map", "start_method", "ITEM_TIMEOUT", "WorkerError"]
 
@@ -229,17 +228,4 @@ def _serve(conn, guard: Guard) -> None:
                     reply = ("done", position, fn(message[2]))
             conn.send(reply)
         except Exception as exc:
-            _report(conn, position, exc)
-
-
-def _report(conn, position, exc: BaseException) -> None:
-    text = traceback.format_exc()
-    try:
-        payload = pickle.dumps(exc)
-        pickle.loads(payload)
-    except Exception:
-        payload = None
-    try:
-        conn.send(("error", position, payload, f"{type(exc).__name__}: {exc}", text))
-    except (OSError, EOFError):
-        pass
+            report_error(conn, position, exc)

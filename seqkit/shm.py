@@ -28,6 +28,8 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
+from seqkit.tempfiles import process_alive
+
 _ALIGN = 64  # cache-line alignment for every leaf: copies run at full speed and dtypes stay aligned
 _PAGE = 4096
 _SHM_DIR = "/dev/shm"
@@ -159,26 +161,6 @@ def new_prefix() -> str:
     return f"seqkit_{os.getpid()}_{host_tag()}{secrets.token_hex(3)}"
 
 
-def owner_alive(pid: int) -> bool:
-    """Is process `pid` alive (a zombie counts as dead: it runs no code and holds no segment)?"""
-    if pid == os.getpid():
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
-
-
 def sweep_dead_owners() -> list[str]:
     """Unlink the segments left by seqkit processes that died without cleaning up (the whole process
     group SIGKILLed, so not even the resource tracker survived). Only names of this host tag whose owner
@@ -196,7 +178,7 @@ def sweep_dead_owners() -> list[str]:
             continue
         pid = int(match["pid"])
         if pid not in owners:
-            owners[pid] = owner_alive(pid)
+            owners[pid] = process_alive(pid)
         if owners[pid]:
             continue
         try:

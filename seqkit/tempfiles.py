@@ -41,7 +41,8 @@ def temp_owner(name: str) -> tuple[int, str] | None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process `pid` (on this host) still runs. A zombie (dead, not yet reaped) does not."""
+    """Whether process `pid` (on this host) still runs. A zombie (dead, not yet reaped) does not: it
+    runs no code and holds nothing."""
     if pid <= 0:
         return False
     try:
@@ -53,7 +54,7 @@ def process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             text = stat.read()
-        return text[text.rindex(b")") + 2 : text.rindex(b")") + 3] != b"Z"
+        return text[text.rindex(b")") + 2 : text.rindex(b")") + 3] not in (b"Z", b"X")
     except (OSError, ValueError):
         return True
 

@@ -27,12 +27,11 @@ from __future__ import annotations
 import pickle
 import signal
 import threading
-import traceback
 
 import numpy as np
 
 from seqkit import sharing  # noqa: F401  (imported here so the fork server preloads it: pickles refer to it)
-from seqkit.lifeline import Guard
+from seqkit.lifeline import Guard, report_error
 from seqkit.seeding import batch_rng
 from seqkit.shm import WorkerSlots, layout, view
 from seqkit.structure import flatten
@@ -179,7 +178,7 @@ def main(conn, guard: Guard, prefix: str) -> None:
                         reply = ("done", task_id, treedef, specs, used)
                 conn.send(reply)
             except Exception as exc:  # reported to the parent, which raises it with this traceback
-                _report(conn, task_id, exc)
+                report_error(conn, task_id, exc)
     finally:
         slots.close()
 
@@ -192,16 +191,3 @@ def _load_target(payload: bytes):
             "could not unpickle the wrapped dataset in a worker process; it must be defined at the top "
             f"level of an importable module (not in __main__ of an interactive session): {exc}"
         ) from exc
-
-
-def _report(conn, task_id, exc: BaseException) -> None:
-    text = traceback.format_exc()
-    try:
-        payload = pickle.dumps(exc)
-        pickle.loads(payload)
-    except Exception:
-        payload = None
-    try:
-        conn.send(("error", task_id, payload, f"{type(exc).__name__}: {exc}", text))
-    except (OSError, EOFError):
-        pass
