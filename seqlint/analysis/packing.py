@@ -434,7 +434,27 @@ def _all_keys(ctx, flow, keys_node) -> str | None:
         found = keys_attribute(flow, value)
         if found is not None:
             return found
-    return None
+    return _zipped_keys(ctx, flow, keys_node)
+
+
+def _zipped_keys(ctx, flow, keys_node) -> str | None:
+    """`list(zip(self.images, self.masks))` when the batch's keys are `zip(a, b)` of picks made alike
+    (the same index, in the same function) from attributes that keep their keys and their order for
+    as long as the generator lives: shuffled apart, they would pair other keys. A pair the pack does
+    not hold is refused by `take` at run time, never served as another."""
+    if not (isinstance(keys_node, cst.Call) and ctx.qualified_name(keys_node.func) == "zip"
+            and len(keys_node.args) >= 2 and all(a.keyword is None and not a.star for a in keys_node.args)):
+        return None
+    attributes, picks = [], set()
+    for arg in keys_node.args:
+        pick = next((p for v in flow.values_at(arg.value) if (p := _keys_pick(v, 0)) is not None), None)
+        if pick is None or pick.base.attr[0] in flow.volatile:
+            return None
+        attributes.append(f"self.{pick.base.attr[0]}")
+        picks.add((id(pick.func), cst.Module([]).code_for_node(pick.node.slice[0].slice), _picked_over(pick)))
+    if len(picks) != 1 or len(set(attributes)) != len(attributes):
+        return None
+    return f"list(zip({', '.join(attributes)}))"
 
 
 def keys_attribute(flow, value: Value) -> str | None:
@@ -450,18 +470,36 @@ def keys_attribute(flow, value: Value) -> str | None:
 
 
 def _keys_attribute(value: Value, depth: int) -> str | None:
+    pick = _keys_pick(value, depth)
+    return None if pick is None else f"self.{pick.base.attr[0]}"
+
+
+def _keys_pick(value: Value, depth: int) -> Value | None:
+    """The subscript that picks the batch's keys from one attribute, followed back from `value`."""
     if depth > 8:
         return None
     if value.op is Op.SUBSCRIPT and value.origin and value.base is not None and value.base.attr is not None \
-            and len(value.base.attr) == 1 and "rows-only" in value.flags:
-        return f"self.{value.base.attr[0]}"
+            and len(value.base.attr) == 1 and "rows-only" in value.flags and isinstance(value.node, cst.Subscript):
+        return value
     if value.op is Op.PACK and value.element is not None:
-        return _keys_attribute(value.element, depth + 1)
+        return _keys_pick(value.element, depth + 1)
     if value.op in (Op.PARAM, Op.JOIN, Op.HELPER) and value.ins and len({id(v) for v in value.ins}) == 1:
-        return _keys_attribute(value.ins[0], depth + 1)
+        return _keys_pick(value.ins[0], depth + 1)
     if value.op is Op.CALL and value.ins and ("copy" in value.flags or value.qual in flow_tables().reordering_calls):
-        return _keys_attribute(value.ins[0], depth + 1)
+        return _keys_pick(value.ins[0], depth + 1)
     return None
+
+
+def _picked_over(pick: Value) -> str:
+    """The code of what a pick's index runs over when it sits in a comprehension (`for k in indexes`),
+    so that two picks by the same name `k` over different index lists do not count as alike."""
+    node = pick.func
+    code = ""
+    if pick.index is not None and isinstance(pick.index.node, cst.Name):
+        for comp in (n for n in walk(node) if isinstance(n, cst.CompFor)):
+            if isinstance(comp.target, cst.Name) and comp.target.value == pick.index.node.value:
+                code += cst.Module([]).code_for_node(comp.iter) + ";"
+    return code
 
 
 def _loop_body(loop) -> list:

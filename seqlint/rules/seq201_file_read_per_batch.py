@@ -156,6 +156,29 @@ with tempfile.TemporaryDirectory() as root:
     result = [ds[i] for i in range(len(ds))]
 """
 
+_MISALIGNED_PAIRS = """import keras
+import numpy as np
+from PIL import Image
+
+
+class Pairs(keras.utils.Sequence):
+    def __init__(self, images, masks):
+        self.images = images
+        self.masks = masks
+
+    def __getitem__(self, i):
+        imgs = self.images[i * 4:(i + 1) * 4]
+        masks = self.masks[i * 4 + 1:(i + 1) * 4 + 1]
+        x, y = [], []
+        for img_path, mask_path in zip(imgs, masks):
+            x.append(np.asarray(Image.open(img_path)))
+            y.append(np.asarray(Image.open(mask_path)))
+        return np.stack(x), np.stack(y)
+
+    def __len__(self):
+        return 3
+"""
+
 
 class FileReadPerBatch(Rule):
     code = "SEQ201"
@@ -211,7 +234,9 @@ and `seqkit.MemmapSequence("packed/x.npy", "packed/y.npy", batch_size=32)` do th
 The fix is **unsafe**: it writes a cache to disk (under `$SEQKIT_CACHE_DIR`, else `~/.cache/seqkit`),
 the first epoch pays for reading every sample, and the generator's memory changes. It is offered when
 the batch loops over keys picked from one attribute set in `__init__` (`self.list_IDs[k] for k in
-indexes`, `self.paths[lo:hi]`) and computes each sample from its key alone: the read and the
+indexes`, `self.paths[lo:hi]`), or over `zip` of picks made alike from several such attributes that
+are never reassigned, not even shuffled (`zip(self.images[lo:hi], self.masks[lo:hi])`: the keys are
+the pairs, `list(zip(self.images, self.masks))`), and computes each sample from its key alone: the read and the
 deterministic steps after it (through helpers, including a helper returning an image and its mask),
 reading nothing else than the key, literals, module names and attributes never reassigned per batch
 or epoch. That code moves, unchanged, into a loader method; the packed values are exactly what it
@@ -310,6 +335,13 @@ rows. Those findings carry a hint.
         ),
         # An HDF5 file opened per batch for the batch's rows: each dataset packed, the file not opened.
         Invalid(_PATCHES, expected=[20], fixed=_PATCHES_FIXED, runs=_PATCHES_RUNS),
+        # Keys zipped from two lists picked differently (a one-off shift): the pairs are not
+        # `zip(self.images, self.masks)`, so no pack is offered.
+        Invalid(
+            _MISALIGNED_PAIRS,
+            expected=[16, 17],
+            fixed=_MISALIGNED_PAIRS,
+        ),
     ]
 
     def check(self, ctx) -> Iterable[Finding]:
