@@ -583,7 +583,7 @@ def test_real_ctrl_c_plain_exit_and_killed_parent_in_a_script(tmp_path, mode):
         proc.kill()
     out, err = proc.communicate(timeout=60)
     if mode == "interrupt":
-        assert "KeyboardInterrupt" in err
+        assert "KeyboardInterrupt" in err, f"exit code {proc.returncode}; stdout {out!r}; stderr {err[-2000:]!r}"
         assert json.loads(out.splitlines()[-1]) == {"children": 0, "segments": []}
     if mode == "exit":
         assert proc.returncode == 0, err
