@@ -1022,12 +1022,13 @@ class BatchFlow:
         readers: dict[int, list[Value]] = {}
         for value in self.values:
             for source in value.ins:
-                readers.setdefault(id(source), []).append(value)
+                found = readers.setdefault(id(source), [])
+                if not found or found[-1] is not value:  # `x * x` takes x twice: one reader
+                    found.append(value)
         return readers
 
     def readers(self, value: Value) -> list[Value]:
-        """Every value that takes `value` as an input (data or not), in the order of `values`; each
-        once per time it takes it."""
+        """Every value that takes `value` as an input (data or not), once each, in the order of `values`."""
         return self._readers.get(id(value), [])
 
     @cached_property

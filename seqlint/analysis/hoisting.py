@@ -774,7 +774,7 @@ def _picked_by_index_array(origin: Value) -> bool:
 def _mutated_later(flow, value: Value) -> bool:
     """Kept code writes into the frontier's array in place (`x += noise`, `x[0] = ...`): reading it from
     the read-only cached array then needs a copy."""
-    for user in dict.fromkeys(flow.readers(value)):
+    for user in flow.readers(value):
         if user.op is Op.WRITE and user.ins[0] is value:
             return True
         if user.op is Op.OPERATOR and isinstance(user.node, cst.AugAssign):

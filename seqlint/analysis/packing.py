@@ -451,7 +451,7 @@ def _zipped_keys(ctx, flow, keys_node) -> str | None:
         if pick is None or pick.base.attr[0] in flow.volatile:
             return None
         attributes.append(f"self.{pick.base.attr[0]}")
-        picks.add((id(pick.func), cst.Module([]).code_for_node(pick.node.slice[0].slice), _picked_over(pick)))
+        picks.add((id(pick.func), ctx.code(pick.node.slice[0].slice), _picked_over(ctx, pick)))
     if len(picks) != 1 or len(set(attributes)) != len(attributes):
         return None
     return f"list(zip({', '.join(attributes)}))"
@@ -460,18 +460,13 @@ def _zipped_keys(ctx, flow, keys_node) -> str | None:
 def keys_attribute(flow, value: Value) -> str | None:
     """`self.ids` when `value` (a batch's keys) is picked from that attribute, and the attribute holds
     the same keys for as long as the generator lives (per-epoch shuffles only reorder them)."""
-    found = _keys_attribute(value, 0)
-    if found is None:
+    pick = _keys_pick(value, 0)
+    if pick is None:
         return None
-    attribute = found.removeprefix("self.")
+    attribute = pick.base.attr[0]
     if attribute in flow.volatile and not only_permuted(flow.ctx, flow.seq, attribute):
         return None
-    return found
-
-
-def _keys_attribute(value: Value, depth: int) -> str | None:
-    pick = _keys_pick(value, depth)
-    return None if pick is None else f"self.{pick.base.attr[0]}"
+    return f"self.{attribute}"
 
 
 def _keys_pick(value: Value, depth: int) -> Value | None:
@@ -490,7 +485,7 @@ def _keys_pick(value: Value, depth: int) -> Value | None:
     return None
 
 
-def _picked_over(pick: Value) -> str:
+def _picked_over(ctx, pick: Value) -> str:
     """The code of what a pick's index runs over when it sits in a comprehension (`for k in indexes`),
     so that two picks by the same name `k` over different index lists do not count as alike."""
     node = pick.func
@@ -498,7 +493,7 @@ def _picked_over(pick: Value) -> str:
     if pick.index is not None and isinstance(pick.index.node, cst.Name):
         for comp in (n for n in walk(node) if isinstance(n, cst.CompFor)):
             if isinstance(comp.target, cst.Name) and comp.target.value == pick.index.node.value:
-                code += cst.Module([]).code_for_node(comp.iter) + ";"
+                code += ctx.code(comp.iter) + ";"
     return code
 
 
@@ -547,7 +542,7 @@ def _read_only_within(ctx, flow, stmt, statements) -> bool:
     values += [element for value in values if value.op is Op.HELPER and not value.users
                for returned in value.ins if returned.op is Op.PACK for element in returned.ins]
     for value in values:
-        for user in dict.fromkeys(flow.readers(value)):
+        for user in flow.readers(value):
             if _unpacked_return(user) or (user.op is Op.JOIN and id(user) not in flow.live):
                 continue
             # a helper's parameter is used where the helper is called
