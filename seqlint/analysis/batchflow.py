@@ -68,6 +68,8 @@ class FlowTables:
     layout_functions: frozenset[str]
     layout_methods: frozenset[str]
     reordering_calls: frozenset[str]
+    rearranging_functions: frozenset[str]
+    rearranging_methods: frozenset[str]
     permuting_calls: frozenset[str]
     permuting_methods: frozenset[str]
 

@@ -118,6 +118,16 @@ class ModuleContext:
             cache[id(seq.node)] = plan_hoists(self, seq, self.batch_flow(seq), self.clean_steps(seq))
         return cache[id(seq.node)]
 
+    def commuting_moves(self, seq: SequenceClass) -> dict:
+        """Dataset attribute -> element-wise steps to move up across a random rearrangement, so that
+        its hoist takes them too (commuting.py)."""
+        cache = self.__dict__.setdefault("_commuting_moves", {})
+        if id(seq.node) not in cache:
+            from seqlint.analysis.commuting import commuting_moves
+
+            cache[id(seq.node)] = commuting_moves(self, self.batch_flow(seq), self.hoist_plans(seq))
+        return cache[id(seq.node)]
+
     def batch_functions(self, seq: SequenceClass, phases: tuple[Phase, ...] = (Phase.BATCH,)) -> list[cst.FunctionDef]:
         """The functions `seq` runs in `phases`, by default per batch (`__getitem__` and everything it
         calls), in discovery order."""

@@ -375,7 +375,7 @@ class _Extraction:
         body = [s.visit(_Swap(swaps)) for s in chain]
         edits: list[Edit] = []
         # Kept code writing into the rows in place needs its own copy: the cached array is read-only.
-        copy = ".copy()" if _mutated_later(flow, frontier) and not (inline and _picked_by_index_array(origin)) else ""
+        copy = ".copy()" if _mutated_later(flow, frontier) and not _picked_by_index_array(origin) else ""
         deleted: list[tuple[int, int]] = []
         # When the name the rows were read into serves only the moved code, the read takes the frontier's
         # name instead (`encoded = self.waves[...]`), rather than keeping `encoded = batch`.
@@ -409,16 +409,16 @@ class _Extraction:
         ) and frontier_stmt.body[0].value is frontier.node:
             result = frontier.node.visit(_Swap(swaps))
             if (holder == bound_name or renamed) and not copy and not stacks:
-                deleted.append(_delete(ctx, frontier_stmt))
+                deleted.append(statement_lines(ctx, frontier_stmt))
             else:
                 edits.append(replace(ctx, frontier.node, wrap(holder + copy)))
         elif frontier_stmt is not None:
             body.append(frontier_stmt.visit(_Swap(swaps)))
             result = cst.Name(bound_name)
             if (holder == bound_name or renamed) and not copy and not stacks:
-                deleted.append(_delete(ctx, frontier_stmt))
+                deleted.append(statement_lines(ctx, frontier_stmt))
             elif early is not None:
-                deleted.append(_delete(ctx, frontier_stmt))
+                deleted.append(statement_lines(ctx, frontier_stmt))
                 edits.append(_replace_statement(ctx, early, f"{bound_name} = {wrap(holder + copy)}"))
                 chain = [c for c in chain if c is not early]
             else:
@@ -426,7 +426,7 @@ class _Extraction:
         else:
             result = frontier.node.visit(_Swap(swaps))
             edits.append(replace(ctx, frontier.node, wrap(holder + copy)))
-        deleted += [_delete(ctx, stmt) for stmt in chain]
+        deleted += [statement_lines(ctx, stmt) for stmt in chain]
         if target is not None and not inline:
             # the read stays where it is and takes its rows from the new attribute
             base = origin.base.node if origin.base is not None else None
@@ -545,7 +545,7 @@ class _Extraction:
                 return False, "the steps are not all element-wise"
             if any(v.op in (Op.LOOP, Op.WRITE) and v.element is None for v in region.gathering):
                 return False, "the rows are copied into a preallocated array, whose dtype may differ"
-            if not all(_scalar_setting(ctx, flow, u) for v in region.steps if v not in padding
+            if not all(scalar_setting(ctx, flow, u) for v in region.steps if v not in padding
                        for u in v.ins if not u.data):
                 return False, "a setting of the steps may not be a single number"
             return True, ""
@@ -699,7 +699,7 @@ def _fresh(base: str, statements) -> str:
     return name
 
 
-def _delete(ctx, stmt) -> tuple[int, int]:
+def statement_lines(ctx, stmt) -> tuple[int, int]:
     """The lines a statement fills, with the comment lines right above it (they describe it)."""
     start, end = ctx.position(stmt)
     first = start.row
@@ -756,7 +756,7 @@ def deletion_edits(ctx, spans: list[tuple[int, int]]) -> list[Edit]:
 def _replace_statement(ctx, stmt, code: str) -> Edit:
     """A statement (and the comment lines right above it, which move with it) replaced by one line."""
     indent = indentation_of(ctx, stmt)
-    first, last = _delete(ctx, stmt)
+    first, last = statement_lines(ctx, stmt)
     return Edit(f"{indent}{code}\n", line_start(first), line_start(last + 1))
 
 
@@ -773,14 +773,23 @@ def _picked_by_index_array(origin: Value) -> bool:
 
 def _mutated_later(flow, value: Value) -> bool:
     """Kept code writes into the frontier's array in place (`x += noise`, `x[0] = ...`): reading it from
-    the read-only cached array then needs a copy."""
-    for user in flow.readers(value):
-        if user.op is Op.WRITE and user.ins[0] is value:
-            return True
-        if user.op is Op.OPERATOR and isinstance(user.node, cst.AugAssign):
-            return True
-        if user.op is Op.CALL and user.base is value and user.qual and user.qual[1:] in ("sort", "fill", "resize", "put"):
-            return True
+    the read-only cached array then needs a copy. The array is followed through the points where control
+    flow meets (a loop writing rows under an `if`), where it is still the same array."""
+    stack, seen = [value], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for user in flow.readers(current):
+            if user.op is Op.WRITE and user.ins[0] is current:
+                return True
+            if user.op is Op.OPERATOR and isinstance(user.node, cst.AugAssign):
+                return True
+            if user.op is Op.CALL and user.base is current and user.qual and user.qual[1:] in ("sort", "fill", "resize", "put"):
+                return True
+            if user.op is Op.JOIN:
+                stack.append(user)
     return False
 
 
@@ -898,14 +907,14 @@ def _defines(stmt, name: str) -> bool:
     return False
 
 
-def _scalar_setting(ctx, flow, value: Value) -> bool:
+def scalar_setting(ctx, flow, value: Value) -> bool:
     """A number: a literal, arithmetic of numbers, an attribute every assignment of which is a number,
     or a module constant assigned a number."""
     node = value.node
     if isinstance(node, (cst.Integer, cst.Float)):
         return True
     if value.op is Op.OPERATOR:
-        return all(_scalar_setting(ctx, flow, u) for u in value.ins)
+        return all(scalar_setting(ctx, flow, u) for u in value.ins)
     if value.op is Op.CONST and value.attr is not None and len(value.attr) == 1:
         kind = flow.kinds.attribute(value.attr[0])
         return kind is not None and kind.type in ("int", "float")

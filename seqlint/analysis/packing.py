@@ -657,7 +657,7 @@ def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, fro
                 labels=(), whole_rows=False):
     """The rewrite of the loop: one gather for a batch filled row by row, `list(take(keys))` for a
     comprehension, one row per key otherwise."""
-    from seqlint.analysis.hoisting import deletion_edits, _delete
+    from seqlint.analysis.hoisting import deletion_edits, statement_lines
 
     keys_code = ctx.code(keys_node)
     take = f"self.{attribute}.take"
@@ -681,13 +681,13 @@ def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, fro
         text = "".join(f"{indent}{line}\n" for line in lines)
         body = _loop_body(loop)
         gone = [frontier_stmt, *moved, *(s for s, *_rest in labels)]
-        edits = deletion_edits(ctx, [_delete(ctx, alloc) for _s, _y, _a, alloc, _d, _n in labels])
+        edits = deletion_edits(ctx, [statement_lines(ctx, alloc) for _s, _y, _a, alloc, _d, _n in labels])
         if all(any(s is g for g in gone) for s in body):
             # nothing left in the loop: the gathers take its place (its comments stay above them)
             edits.append(Edit(text, line_start(first.row), line_start(last.row + 1)))
         else:
             edits.append(insert(line_start(first.row), text))
-            edits += deletion_edits(ctx, [_delete(ctx, s) for s in gone])
+            edits += deletion_edits(ctx, [statement_lines(ctx, s) for s in gone])
         return edits, True
     appended = _appended_list(ctx, func, loop, frontier_stmt, frontier.node, moved, index_name)
     if appended is not None:
@@ -701,7 +701,7 @@ def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, fro
         return None  # the sample's statement is inside a block that leaves the loop
     edits = [replace(ctx, frontier.node, f"{take}([{key}])[0]")]
     if moved:
-        edits += deletion_edits(ctx, [_delete(ctx, s) for s in moved])
+        edits += deletion_edits(ctx, [statement_lines(ctx, s) for s in moved])
     return edits, False
 
 

@@ -215,7 +215,7 @@ def _settings_only(ctx, flow, func, node) -> bool:
 
 def _steps_after(ctx, flow, clean, read: _Read, with_stmt):
     """The element-wise steps after the read, as hoisting.py extracts them, when they can run per row."""
-    from seqlint.analysis.hoisting import _Extraction, _scalar_setting
+    from seqlint.analysis.hoisting import _Extraction, scalar_setting
 
     parent = ctx.parent(read.origin.node)
     if not isinstance(parent, cst.Assign):
@@ -229,7 +229,7 @@ def _steps_after(ctx, flow, clean, read: _Read, with_stmt):
         # (an index that keeps the rows, and a dtype, are not values broadcast against the rows)
         settings = [u for v in region.steps if v.op is not Op.SUBSCRIPT and v.qual != ".astype"
                     for u in v.ins if not u.data]
-        if not all(_scalar_setting(ctx, flow, u) for u in settings):
+        if not all(scalar_setting(ctx, flow, u) for u in settings):
             return None
         if read.key in _names_read(cst.Module(body=[*extraction.body, cst.SimpleStatementLine([cst.Return(extraction.result)])])):
             return None
@@ -280,11 +280,11 @@ def _unopened(ctx, func, kind, stmt, handle_name, replacements: dict[int, str]) 
     if kind != "with":
         edits = [replace(ctx, node, text) for node in walk(func.body) if (text := replacements.get(id(node)))]
         if kind == "assign":
-            from seqlint.analysis.hoisting import _delete, deletion_edits
+            from seqlint.analysis.hoisting import deletion_edits, statement_lines
 
             closes = [s for node in walk(func.body) if isinstance(node, cst.Name) and node.value == handle_name
                       and (s := _close_call(ctx, node)) is not None]
-            edits += deletion_edits(ctx, [_delete(ctx, s) for s in (stmt, *closes)])
+            edits += deletion_edits(ctx, [statement_lines(ctx, s) for s in (stmt, *closes)])
         return edits
     # `with open(...) as f:` goes; its body, the reads replaced, moves out one level.
     start, end = ctx.position(stmt)

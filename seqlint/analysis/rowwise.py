@@ -92,6 +92,16 @@ class RowWiseProof:
         if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
             return False
         small = stmt.body[0]
+        if isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name):
+            # `x /= 255.` computes what `x = x / 255.` does, in the array x already holds
+            operator = getattr(cst, type(small.operator).__name__.removesuffix("Assign"), None)
+            if operator is None or small.target.value not in self.env:
+                return False
+            rows = self.rows(cst.BinaryOperation(left=small.target, operator=operator(), right=small.value))
+            if rows is None:
+                return False
+            self.env[small.target.value] = rows
+            return True
         if not isinstance(small, cst.Assign) or len(small.targets) != 1:
             return False
         target = small.targets[0].target

@@ -111,6 +111,8 @@ def compute_facts(values: list[Value]) -> None:
         for test in (value.test, *value.guards):
             if test is not None:
                 dependents.setdefault(id(test), []).append(value)
+        if value.op is Op.WRITE and value.index is not None:
+            dependents.setdefault(id(value.index), []).append(value)
     work = list(reversed(values))
     queued = {id(v) for v in values}
     while work:
@@ -179,6 +181,8 @@ def _transfer(v: Value) -> bool:
         v.data = any(i.data for i in ins)
         v.origins = _union(i.origins for i in ins if i.data)
         v.random = any(i.random for i in ins) or (v.test is not None and v.test.random)
+        if op is Op.WRITE and v.index is not None and v.index.random:
+            v.random = True  # written where a random draw says: a cutout, a random patch
         v.varies = v.data or v.random or any(i.varies for i in ins) or (v.test is not None and v.test.varies)
     if v.guards and any(g.random for g in v.guards):
         v.random = True  # computed only when a random draw says so: augmentation, whatever it computes

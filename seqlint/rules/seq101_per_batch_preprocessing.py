@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import libcst as cst
 
-from seqlint.analysis.hoisting import attribute_code, init_line
+from seqlint.analysis.hoisting import attribute_code, deletion_edits, init_line, statement_lines
 from seqlint.analysis.hotpath import walk
 from seqlint.analysis.regions import is_file, location
 from seqlint.analysis.values import Op
 from seqlint.findings import Applicability
-from seqlint.fixes import ensure_import, indentation_of, insert, line_start, make_fix
+from seqlint.fixes import ensure_import, indentation_of, insert, line_start, make_fix, source_lines
 from seqlint.rules.base import Invalid, Rule
 
 _MEMORY_HINT = "preprocess once: `seqkit.preprocess_once(fn, x)` in `__init__`, or `seqkit.PreprocessedSequence`"
@@ -84,6 +84,16 @@ before. Element-wise steps after a gather by index (`self.x[self.order[sl]] / 25
 dataset's rows, before the gather. The result is read-only: code left per batch that writes into the
 rows in place reads `self.x[sl].copy()`, except after a gather by an index array, which is a new
 array already.
+
+Element-wise steps that follow a random rearrangement of the rows (a flip, a crop by slicing, a roll,
+rows picked or written back by a random mask: `x[flip] = x[flip, :, ::-1]`) are moved up before it
+first, and the next pass preprocesses them with the steps before: an element-wise step computes each
+element from itself, so it gives the same values before or after elements move. Without the move the
+fix would hoist only the steps before the rearrangement, and each batch would gather the widened rows
+and still normalise them, which measured slower than no fix. The move is **safe** when the moved
+steps' settings are single numbers; an array setting (a per-channel mean) commutes only when the
+rearrangement leaves its axis alone, which seqlint cannot see, so then the move, and with it the fix,
+is unsafe.
 
 The fix is **safe** when the batches provably stay identical: per-sample steps; or steps over the batch
 proven row-wise (element-wise operators and ufuncs with settings, `astype`, `copy`, reductions and
@@ -284,6 +294,110 @@ import numpy as np
 data = np.arange(3 * 10 * 4, dtype=np.uint8).reshape(10, 3, 4)
 gen = Gen(data, np.arange(10.0), 4)
 result = [gen[i] for i in range(3)]
+""",
+        ),
+        # A random roll between the scaling and `* 2.0 - 1.0`: the roll only moves elements and the
+        # step after it has single-number settings, so the step moves up (a first pass) and both are
+        # preprocessed once (a second); the roll stays per batch.
+        Invalid(
+            """import numpy as np
+import keras
+
+
+class Spectra(keras.utils.PyDataset):
+    def __init__(self, x, bs, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.bs = x, bs
+
+    def __len__(self):
+        return -(-len(self.x) // self.bs)
+
+    def __getitem__(self, idx):
+        rng = np.random.default_rng(idx)
+        batch = self.x[idx * self.bs:(idx + 1) * self.bs] / 255.0
+        batch = np.roll(batch, rng.integers(0, 4), axis=1)
+        batch = batch * 2.0 - 1.0
+        return batch
+""",
+            expected=[15],
+            fixed="""import numpy as np
+import keras
+import seqkit
+
+
+class Spectra(keras.utils.PyDataset):
+    def __init__(self, x, bs, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.bs = x, bs
+        self.x = seqkit.preprocess_once(self._preprocess_x, np.asarray(self.x))
+
+    def __len__(self):
+        return -(-len(self.x) // self.bs)
+
+    def __getitem__(self, idx):
+        rng = np.random.default_rng(idx)
+        batch = self.x[idx * self.bs:(idx + 1) * self.bs]
+        batch = np.roll(batch, rng.integers(0, 4), axis=1)
+        return batch
+
+    def _preprocess_x(self, x):
+        batch = x / 255.0
+        return batch * 2.0 - 1.0
+""",
+            runs="""
+import numpy as np
+gen = Spectra(np.arange(10 * 4 * 3, dtype=np.uint8).reshape(10, 4, 3), 4)
+result = [gen[i] for i in range(len(gen))]
+""",
+        ),
+        # A random cutout writes zeros, which `* 2.0 - 1.0` would turn into -1: not a rearrangement,
+        # so only the scaling before it is preprocessed once.
+        Invalid(
+            """import numpy as np
+import keras
+
+
+class Spectra(keras.utils.PyDataset):
+    def __init__(self, x, bs, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.bs = x, bs
+
+    def __len__(self):
+        return -(-len(self.x) // self.bs)
+
+    def __getitem__(self, idx):
+        rng = np.random.default_rng(idx)
+        batch = self.x[idx * self.bs:(idx + 1) * self.bs] / 255.0
+        batch[:, rng.integers(0, 4)] = 0.0
+        batch = batch * 2.0 - 1.0
+        return batch
+""",
+            expected=[15],
+            fixed="""import numpy as np
+import keras
+import seqkit
+
+
+class Spectra(keras.utils.PyDataset):
+    def __init__(self, x, bs, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.bs = x, bs
+        self.x = seqkit.preprocess_once(lambda rows: rows / 255.0, np.asarray(self.x))
+
+    def __len__(self):
+        return -(-len(self.x) // self.bs)
+
+    def __getitem__(self, idx):
+        rng = np.random.default_rng(idx)
+        batch = self.x[idx * self.bs:(idx + 1) * self.bs].copy()
+        batch[:, rng.integers(0, 4)] = 0.0
+        batch = batch * 2.0 - 1.0
+        return batch
+""",
+            runs="""
+import numpy as np
+gen = Spectra(np.arange(10 * 4 * 3, dtype=np.uint8).reshape(10, 4, 3), 4)
+result = [gen[i] for i in range(len(gen))]
 """,
         ),
         # In place on a copy of the batch: the hoisted result keeps the array's dtype.
@@ -509,6 +623,7 @@ def make(images, bs):
             flow = ctx.batch_flow(seq)
             clean = ctx.clean_steps(seq)
             plans = ctx.hoist_plans(seq)
+            moves = ctx.commuting_moves(seq)
             steps: dict[int, tuple] = {}
             for value in flow.values:
                 step = clean.of(value)
@@ -524,7 +639,7 @@ def make(images, bs):
                 fix = None
                 if not from_file and loc in plans:
                     if loc not in fixes:
-                        fixes[loc] = _hoist_fix(ctx, seq, plans[loc])
+                        fixes[loc] = _move_fix(ctx, moves[loc]) if loc in moves else _hoist_fix(ctx, seq, plans[loc])
                     fix = fixes[loc]
                 where = " -> ".join(_where(ctx, value.func))
                 yield ctx.report(
@@ -667,3 +782,19 @@ def _hoist_fix(ctx, seq, plan):
     if not plan.safe:
         title += f" (unsafe: {plan.reason})"
     return make_fix(Applicability.SAFE if plan.safe else Applicability.UNSAFE, title, edits)
+
+
+def _move_fix(ctx, move):
+    """Element-wise steps after a random rearrangement moved up to the region they continue: the next
+    pass of `seqlint fix` preprocesses region and steps once, and the rearrangement stays per batch."""
+    lines = source_lines(ctx.source)
+    spans = [statement_lines(ctx, stmt) for stmt in move.statements]
+    text = "".join(lines[row - 1] for first, last in spans for row in range(first, last + 1))
+    _, end = ctx.position(move.after)
+    edits = [insert(line_start(end.row + 1), text), *deletion_edits(ctx, spans)]
+    moved = _short(" ".join(ctx.code(stmt).strip() for stmt in move.statements), 50)
+    crossed = _short(ctx.code(move.crossed[0]).strip().splitlines()[0], 40)
+    title = f"Move `{moved}` up before `{crossed}`, which only moves elements, and preprocess both steps once"
+    if not move.safe:
+        title += f" (unsafe: {move.reason})"
+    return make_fix(Applicability.SAFE if move.safe else Applicability.UNSAFE, title, edits)
