@@ -63,8 +63,9 @@ class FlowTables:
     fitting_methods: frozenset[str]
     container_methods: frozenset[str]
     mapping_calls: frozenset[str]
-    trailing_axes_functions: frozenset[str]
-    trailing_axes_methods: frozenset[str]
+    elementwise_functions: frozenset[str]
+    elementwise_methods: frozenset[str]
+    one_hot_functions: frozenset[str]
     layout_functions: frozenset[str]
     layout_methods: frozenset[str]
     reordering_calls: frozenset[str]
@@ -72,6 +73,12 @@ class FlowTables:
     rearranging_methods: frozenset[str]
     permuting_calls: frozenset[str]
     permuting_methods: frozenset[str]
+
+
+    @cached_property
+    def trailing_axes_functions(self) -> frozenset[str]:
+        """Calls whose meaning does not depend on the leading axes: the element-wise ones and one-hot."""
+        return self.elementwise_functions | self.one_hot_functions
 
 
 @lru_cache(maxsize=None)

@@ -30,8 +30,6 @@ from seqlint.analysis.regions import Region
 from seqlint.analysis.tables import elementwise_numpy
 from seqlint.analysis.values import Op, Value
 
-# Element-wise calls besides the ufuncs of numpy_elementwise.toml (methods are named with a dot).
-_ELEMENTWISE_EXTRA = frozenset({"numpy.nan_to_num", "numpy.round", "numpy.around", ".astype", ".clip", ".round"})
 _DTYPE_ONLY = frozenset({".astype"})  # their arguments are a dtype, not a number
 
 
@@ -120,8 +118,10 @@ def elementwise(value: Value) -> bool:
             return not isinstance(node.operator, cst.MatrixMultiplyAssign)
         return not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.MatrixMultiply))
     if value.op is Op.CALL:
-        qual = value.qual or ""
-        return qual in elementwise_numpy() or qual in _ELEMENTWISE_EXTRA
+        qual, tables = value.qual or "", flow_tables()
+        return qual in elementwise_numpy() or qual in tables.elementwise_functions or (
+            qual.startswith(".") and qual[1:] in tables.elementwise_methods
+        )
     return False
 
 

@@ -308,7 +308,7 @@ class CleanSteps:
                 return False  # converting what was just decoded is part of decoding it
             if method in tables.reduction_methods:
                 return True if self._rowwise_reduction(node, unit, method=True) else None
-            if method in tables.trailing_axes_methods:
+            if method in tables.elementwise_methods:
                 return True
             # With rows of unknown kind (one sample or a batch?) a known deterministic call is still
             # reported; whether it can be hoisted is hoisting.py's question (only element-wise steps).
@@ -494,7 +494,7 @@ def trailing(value: Value) -> bool:
         if "copy" in value.flags:
             return True
         if qual.startswith("."):
-            return qual[1:] in tables.trailing_axes_methods
+            return qual[1:] in tables.elementwise_methods
         return qual in elementwise_arithmetic() or qual in elementwise_numpy() or qual in tables.trailing_axes_functions
     return False
 
