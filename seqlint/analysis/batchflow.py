@@ -70,6 +70,7 @@ class FlowTables:
     layout_methods: frozenset[str]
     reordering_calls: frozenset[str]
     rearranging_functions: frozenset[str]
+    generator_constructors: frozenset[str]
     rearranging_methods: frozenset[str]
     permuting_calls: frozenset[str]
     permuting_methods: frozenset[str]
@@ -154,6 +155,21 @@ def only_permuted(ctx, seq, attribute: str) -> bool:
     return True
 
 
+def generator_attributes(ctx, seq, constructors: frozenset[str]) -> frozenset[str]:
+    """Attributes of `seq` that every assignment in the class sets to a new random generator."""
+    made: dict[str, bool] = {}
+    for method in seq.methods.values():
+        for node in walk(method):
+            for target in assignment_targets(node):
+                name = is_self_attr(target)
+                if name is None:
+                    continue
+                value = node.value if isinstance(node, (cst.Assign, cst.AnnAssign)) else None
+                makes = isinstance(value, cst.Call) and ctx.qualified_name(value.func) in constructors
+                made[name] = made.get(name, True) and makes
+    return frozenset(name for name, always in made.items() if always)
+
+
 def _self_root(expr) -> str | None:
     """"a" for `self.a`, `self.a[i]`, `self.a.b`: the attribute of self a target starts from."""
     while isinstance(expr, (cst.Attribute, cst.Subscript)):
@@ -221,6 +237,13 @@ class _Interpreter:
         self.foreign_writes = 0  # writes into arrays a function did not make (its arguments' rows)
         self.tables = flow_tables()
         self.module_values: dict[str, Value] = {}
+        self.generators = generator_attributes(self.ctx, self.seq, self.tables.generator_constructors)
+
+    def random_receiver(self, receiver: cst.BaseExpression) -> bool:
+        """A generator object: named like one (`rng`, `self.random_state`), or an attribute the class
+        only ever sets to a new generator."""
+        text = self.ctx.code(receiver).lower()
+        return any(word in text for word in _RANDOM_RECEIVER_WORDS) or is_self_attr(receiver) in self.generators
 
     # -- values ---------------------------------------------------------------------------------------
     def make(self, op: Op, node, frame: _Frame | None, ins=(), **extra) -> Value:
@@ -501,9 +524,8 @@ class _Interpreter:
         if qual is not None and (effects.is_io_call(qual) or effects.is_random_call(qual)):
             return False
         if isinstance(func, cst.Attribute):
-            receiver = self.ctx.code(func.value).lower()
             method = func.attr.value
-            if any(w in receiver for w in _RANDOM_RECEIVER_WORDS) or method in self.tables.container_methods \
+            if self.random_receiver(func.value) or method in self.tables.container_methods \
                     or effects.is_augmentation_method(method):
                 return False
         return True
@@ -830,9 +852,8 @@ class _Interpreter:
         if method in ("keys", "index") or method in tables.describing_methods or (
                 method in tables.bookkeeping_methods and "text" in receiver.flags):
             return self.make(Op.BOOK, node, frame, (receiver, *values), flags=receiver.flags & {"text"})
-        receiver_text = self.ctx.code(func.value).lower()
         if receiver.callee is None and not receiver.items and (
-            any(word in receiver_text for word in _RANDOM_RECEIVER_WORDS) and effects.is_generator_method(method)
+            self.random_receiver(func.value) and effects.is_generator_method(method)
             or effects.is_augmentation_method(method)
         ):
             return self.make(Op.RANDOM, node, frame, (receiver, *values))
