@@ -25,7 +25,7 @@ import libcst as cst
 
 from seqlint.analysis.batchflow import flow_tables
 from seqlint.analysis.hoisting import scalar_setting
-from seqlint.analysis.hotpath import bound_names, walk
+from seqlint.analysis.hotpath import assignment_targets, bound_names, root_name, walk
 from seqlint.analysis.regions import Region
 from seqlint.analysis.tables import elementwise_numpy
 from seqlint.analysis.values import Op, Value
@@ -72,7 +72,7 @@ def _tail_after(ctx, flow, region: Region) -> Move | None:
     position = next(i for i, stmt in enumerate(body) if stmt is after)
     crossed, tail, settings = [], [], []
     for stmt in body[position + 1:]:
-        step = _elementwise_statement(ctx, flow, stmt, name)
+        step = _elementwise_statement(flow, stmt, name)
         if step is not None:
             if not crossed:
                 return None  # nothing random in between: the region would have taken it already
@@ -96,18 +96,25 @@ def _tail_after(ctx, flow, region: Region) -> Move | None:
     return Move(region, name, after, tail, crossed, True, "")
 
 
-def _bound_by(flow, stmt, frontier: Value) -> str | None:
-    """The name `stmt` binds to the frontier's value (`x = ...` or `x /= ...`)."""
+def _rebinding(stmt) -> tuple[str, cst.CSTNode] | None:
+    """For `x = e` or `x op= e` alone on its line: the name, and the node whose values are its new value
+    (`e` itself, or the augmented assignment)."""
     if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
         return None
     small = stmt.body[0]
     if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
-        if any(v is frontier for v in flow.values_at(small.value)):
-            return small.targets[0].target.value
+        return small.targets[0].target.value, small.value
     if isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name):
-        if any(v is frontier for v in flow.values_at(small)):
-            return small.target.value
+        return small.target.value, small
     return None
+
+
+def _bound_by(flow, stmt, frontier: Value) -> str | None:
+    """The name `stmt` binds to the frontier's value (`x = ...` or `x /= ...`)."""
+    rebinding = _rebinding(stmt)
+    if rebinding is None or not any(v is frontier for v in flow.values_at(rebinding[1])):
+        return None
+    return rebinding[0]
 
 
 def elementwise(value: Value) -> bool:
@@ -125,19 +132,13 @@ def elementwise(value: Value) -> bool:
     return False
 
 
-def _elementwise_statement(ctx, flow, stmt, name: str) -> list[Value] | None:
+def _elementwise_statement(flow, stmt, name: str) -> list[Value] | None:
     """The settings of `name = f(name)` / `name op= c`, with f element-wise and its settings the same
     for every batch; None when `stmt` is not such a statement."""
-    if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+    rebinding = _rebinding(stmt)
+    if rebinding is None or rebinding[0] != name:
         return None
-    small = stmt.body[0]
-    if isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name) \
-            and small.targets[0].target.value == name:
-        expression = small.value
-    elif isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name) and small.target.value == name:
-        expression = small
-    else:
-        return None
+    expression = rebinding[1]
     inside = {id(v) for node in walk(expression) for v in flow.values_at(node)}
     steps, settings = [], []
     for node in walk(expression):
@@ -173,7 +174,7 @@ def _rearranges(ctx, flow, stmt, name: str, origin: Value) -> bool:
         return False
     tables = flow_tables()
     for node in walk(stmt):
-        if isinstance(node, cst.Name) and node.value == name and not _moved_or_counted(ctx, flow, node, name):
+        if isinstance(node, cst.Name) and node.value == name and not _moved_or_counted(ctx, node):
             return False
         for value in flow.values_at(node):
             if not value.data or isinstance(node, cst.Name):
@@ -194,30 +195,21 @@ def _rearranges(ctx, flow, stmt, name: str, origin: Value) -> bool:
             elif value.op not in (Op.ITEM, Op.JOIN, Op.LOOP):
                 return False
     for sub in walk(stmt):
-        targets = []
-        if isinstance(sub, cst.Assign):
-            targets = [(t.target, sub.value) for t in sub.targets]
-        elif isinstance(sub, (cst.AugAssign, cst.AnnAssign)):
-            targets = [(sub.target, sub.value)]
-        elif isinstance(sub, cst.For):
+        if isinstance(sub, cst.For):
             targets = [(sub.target, sub.iter)]
+        else:
+            targets = [(target, getattr(sub, "value", None)) for target in assignment_targets(sub)]
         for target, value in targets:
-            if isinstance(sub, cst.AugAssign) and _root(target) == name:
+            if isinstance(sub, cst.AugAssign) and root_name(target) == name:
                 return False  # `x[i] *= 2` changes values
-            if _root(target) != name and value is not None and flow.is_data(value):
+            if root_name(target) != name and value is not None and flow.is_data(value):
                 return False  # the rows, or part of them, under another name
             if isinstance(target, cst.Name) and target.value == name and not flow.is_data(value):
                 return False  # the name now holds something else
     return True
 
 
-def _root(target) -> str | None:
-    while isinstance(target, (cst.Subscript, cst.Attribute)):
-        target = target.value
-    return target.value if isinstance(target, cst.Name) else None
-
-
-def _moved_or_counted(ctx, flow, node: cst.Name, name: str) -> bool:
+def _moved_or_counted(ctx, node: cst.Name) -> bool:
     """A use of the rows that only picks elements, hands them to a rearranging call, or counts them."""
     parent = ctx.parent(node)
     if isinstance(parent, cst.Subscript) and parent.value is node:

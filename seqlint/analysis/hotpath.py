@@ -97,6 +97,13 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return {n.value for n in walk(node) if isinstance(n, cst.Name)}
 
 
+def root_name(target) -> str | None:
+    """"x" for `x`, `x[i]`, `x.attr[i]`: the variable a write target writes into; None otherwise."""
+    while isinstance(target, (cst.Subscript, cst.Attribute)):
+        target = target.value
+    return target.value if isinstance(target, cst.Name) else None
+
+
 def assignment_targets(node: cst.CSTNode) -> list[cst.BaseExpression]:
     """What an assignment statement writes (`a = b = ...`, `a += ...`, `a: int = ...`); [] otherwise."""
     if isinstance(node, cst.Assign):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from seqlint.analysis.batchflow import flow_tables, only_permuted
-from seqlint.analysis.hotpath import bound_names, is_self_attr, walk
+from seqlint.analysis.hotpath import bound_names, is_self_attr, root_name, walk
 from seqlint.analysis.regions import SAMPLE, CleanSteps, is_file
 from seqlint.analysis.values import Op, Value
 from seqlint.findings import Edit
@@ -218,7 +218,7 @@ def _label_lookups(ctx, flow, func, loop, index_name, key, used: set[str]) -> li
         alloc = allocations[0].body[0].value
         if ctx.qualified_name(alloc.func) not in ("numpy.empty", "numpy.zeros", "numpy.ones"):
             continue
-        writes = [n for n in walk(func.body) if isinstance(n, cst.AssignTarget) and _root_name(n.target) == name]
+        writes = [n for n in walk(func.body) if isinstance(n, cst.AssignTarget) and root_name(n.target) == name]
         if len(writes) != 2:
             continue  # the allocation and this row's write, nothing else
         dtype = next((ctx.code(a.value) for a in alloc.args if a.keyword is not None and a.keyword.value == "dtype"), None)
@@ -226,12 +226,6 @@ def _label_lookups(ctx, flow, func, loop, index_name, key, used: set[str]) -> li
         used = used | {new}
         found.append((stmt, name, attr, allocations[0], dtype, new))
     return found
-
-
-def _root_name(target) -> str | None:
-    while isinstance(target, (cst.Subscript, cst.Attribute)):
-        target = target.value
-    return target.value if isinstance(target, cst.Name) else None
 
 
 def _merge_edits(ctx, loop, loop_edits: list[Edit], other: list[Edit]) -> list[Edit] | None:
@@ -809,7 +803,7 @@ def _padded_row(ctx, flow, func, loop, frontier: Value, index_name) -> _Padded |
         return None
     # nothing else writes into the array
     writes = [n for n in walk(func.body) if isinstance(n, (cst.AssignTarget, cst.AugAssign)) and
-              _root_name(n.target) == array]
+              root_name(n.target) == array]
     if len(writes) != 2:
         return None
     rest_nodes = [e.slice for e in stmt.body[0].targets[0].target.slice[1:]]
