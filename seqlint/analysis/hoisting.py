@@ -320,7 +320,9 @@ class _Extraction:
             isinstance(read_into, cst.Assign) and read_into.value is origin_node and len(read_into.targets) == 1
             and isinstance(read_into.targets[0].target, cst.Name)
         ) else None
-        support = _supporting_definitions(ctx, flow, clean, func, origin, origin_node, moving, last, origin_name,
+        # A frontier inside a statement that stays (`return x, eye[y]`) reads names of its own.
+        reading = [*moving, *([frontier.node] if consumer is not None else [])]
+        support = _supporting_definitions(ctx, flow, clean, func, origin, origin_node, reading, last, origin_name,
                                           bound_name)
         if support is None:
             return None
@@ -427,6 +429,7 @@ class _Extraction:
             result = frontier.node.visit(_Swap(swaps))
             edits.append(replace(ctx, frontier.node, wrap(holder + copy)))
         deleted += [statement_lines(ctx, stmt) for stmt in chain]
+        deleted += [statement_lines(ctx, stmt) for stmt in _served_only(ctx, func, copied, reading)]
         if target is not None and not inline:
             # the read stays where it is and takes its rows from the new attribute
             base = origin.base.node if origin.base is not None else None
@@ -841,6 +844,25 @@ def _supporting_definitions(ctx, flow, clean: CleanSteps, func, origin: Value, e
             copied.sort(key=lambda s: _start(ctx, s))
             return copied, moved
     return None
+
+
+def _served_only(ctx, func, copied: list, moving: list) -> list:
+    """The copied definitions (`eye = np.eye(k)`) of `func`'s own body that only the moving code reads:
+    they go with it rather than stay behind unread."""
+    served = []
+    for definition in copied:
+        if not (isinstance(definition, cst.SimpleStatementLine) and any(definition is s for s in func.body.body)):
+            continue
+        assign = definition.body[0]
+        if len(definition.body) != 1 or not isinstance(assign, cst.Assign) or len(assign.targets) != 1 \
+                or not isinstance(assign.targets[0].target, cst.Name):
+            continue
+        name = assign.targets[0].target.value
+        if sum(1 for s in _all_statements(func) if _binds(s, name) or _defines(s, name)) != 1:
+            continue
+        if all(any(r is m or _within(ctx, r, m) for m in moving) for r in _reads(ctx, func, name)):
+            served.append(definition)
+    return served
 
 
 def _unbound_reads(ctx, statements: list, skip: set[int]) -> set[str]:

@@ -267,6 +267,11 @@ class CleanSteps:
             name = node.attr.value if isinstance(node, cst.Attribute) else ""
             return None if name in _AXIS_ATTRIBUTES and unit != SAMPLE else False
         if v.op is Op.SUBSCRIPT:
+            if v.index is not None and v.index.data and v.base is not None and not v.base.data and len(node.slice) == 1:
+                # `np.eye(k)[labels]`, `self.embedding[tokens]`: a lookup in a constant array, one result
+                # for each element of the data that indexes it (a dict lookup per sample is not the work)
+                kind = self.flow.kinds.of(v.base.node, v.base.func) if v.base.node is not None else None
+                return True if kind is not None and kind.type == "ndarray" else None
             if unit == SAMPLE or keeps_rows(node, unit) or _column(node) or (
                 v.index is not None and v.index.const and v.index.scalar is None and "slice" not in v.index.flags
                 and len(node.slice) == 1

@@ -29,6 +29,7 @@ class CallTable:
     like: dict[str, bool]
     one_hot: dict[str, str]
     fixed_width: dict[str, str]
+    lookup_tables: frozenset[str]
     constant_calls: frozenset[str]
     per_row_builtins: frozenset[str]
     per_row_methods: frozenset[str]
@@ -44,6 +45,7 @@ def call_table() -> CallTable:
         like=dict(data["like"]),
         one_hot=dict(data["one_hot"]),
         fixed_width=dict(data["fixed_width"]),
+        lookup_tables=frozenset(data["lookup_tables"]),
         constant_calls=frozenset(data["constant"]["calls"]),
         per_row_builtins=frozenset(data["per_row"]["builtins"]),
         per_row_methods=frozenset(data["per_row"]["methods"]),
@@ -73,6 +75,7 @@ class RowWiseProof:
         self.ctx = ctx
         self.env: dict[str, Rows] = {param: Rows(0, 1, owned=False)}
         self.fixed: set[str] = set()
+        self.tables: set[str] = set()  # fixed names bound to an array made by a lookup_tables call
         self.const_attrs = const_attrs
         self.batch_functions = batch_functions
         # How to find the FunctionDef a call runs (a module function, a method of the class), so that a
@@ -108,12 +111,15 @@ class RowWiseProof:
         if isinstance(target, cst.Name):
             rows = self.rows(small.value)
             self.fixed.discard(target.value)
+            self.tables.discard(target.value)
             self.env.pop(target.value, None)
             if rows is not None:
                 self.env[target.value] = rows
                 return True
             if self.is_fixed(small.value):
                 self.fixed.add(target.value)
+                if self.is_table(small.value):
+                    self.tables.add(target.value)
                 return True
             return False
         if isinstance(target, cst.Subscript) and isinstance(target.value, cst.Name) and in_place_target(
@@ -197,6 +203,13 @@ class RowWiseProof:
 
     def subscript(self, expr) -> Rows | None:
         base = self.rows(expr.value)
+        if base is None and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) and (
+            (isinstance(expr.value, cst.Name) and expr.value.value in self.tables)
+            or (self.is_table(expr.value) and self.is_fixed(expr.value))
+        ):
+            # `np.eye(k)[labels]`: a lookup in a fixed array, one result per element of the rows
+            index = self.rows(expr.slice[0].slice.value)
+            return None if index is None else Rows(None, index.low, True)
         if base is None or not expr.slice:
             return None
         first, rest = expr.slice[0].slice, [e.slice for e in expr.slice[1:]]
@@ -460,6 +473,9 @@ class RowWiseProof:
         if isinstance(keep, cst.Name) and keep.value == "True":
             return Rows(receiver.delta, receiver.low, True)
         return None
+
+    def is_table(self, expr) -> bool:
+        return isinstance(expr, cst.Call) and self.ctx.qualified_name(expr.func) in call_table().lookup_tables
 
     def is_newaxis(self, expr) -> bool:
         return (isinstance(expr, cst.Name) and expr.value == "None") or self.ctx.qualified_name(expr) == "numpy.newaxis"

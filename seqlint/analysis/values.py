@@ -86,7 +86,8 @@ class Value:
             if self.origin:
                 return []
             ins = [self.base] if self.base.data else []
-            if self.index is not None and self.index.data and "rows-only" not in self.flags:
+            # `rows-only`: `x[ids]` only picks rows of x, unless x is no data (`np.eye(k)[labels]`)
+            if self.index is not None and self.index.data and ("rows-only" not in self.flags or not self.base.data):
                 ins.append(self.index)
             return ins
         if op in (Op.BOOK, Op.READ, Op.CONST, Op.INDEX, Op.STATE):

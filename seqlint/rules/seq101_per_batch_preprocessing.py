@@ -28,7 +28,7 @@ Flags deterministic preprocessing in per-batch code (`__getitem__` and the metho
 functions it calls): scaling and normalising (`x / 255.`, `(x - self.mean) / self.std`,
 `(m - m.mean()) / m.std()`), element-wise NumPy transforms (`np.clip`, `np.log1p`), `astype`,
 resizing and colour conversion (`cv2.resize`, `tf.image.resize`, `img.resize`), one-hot encoding
-(`to_categorical`, `tf.one_hot`, `pd.get_dummies`), tokenising (`tokenizer.texts_to_sequences`,
+(`to_categorical`, `tf.one_hot`, `pd.get_dummies`, `np.eye(k)[y]`), tokenising (`tokenizer.texts_to_sequences`,
 `self.tokenizer(texts)`), a fitted `self.scaler.transform(x)`, and helpers doing so. The rule follows
 the data: values come from indexing a dataset attribute (`self.x[...]`, `self.df.iloc[...]`) or from
 reading a file, through variables, loops, comprehensions, helper parameters and return values. One
@@ -98,7 +98,8 @@ is unsafe.
 The fix is **safe** when the batches provably stay identical: per-sample steps; or steps over the batch
 proven row-wise (element-wise operators and ufuncs with settings, `astype`, `copy`, reductions and
 FFTs over axes other than the first, `x[:, ...]`, `reshape(len(x), ...)`, `x @ W`, concatenation and
-stacking along later axes, `to_categorical(y, num_classes=...)`, loops writing only row `i` of a fresh
+stacking along later axes, `to_categorical(y, num_classes=...)`, a lookup in an array made from
+settings (`np.eye(k)[y]`, also through a local name), loops writing only row `i` of a fresh
 array from row `i` alone), reading only literals, module names and attributes set in `__init__` and
 never reassigned per batch or epoch. After a gather or a pick within the rows (a window, a column) the
 steps must be element-wise with scalar settings and no preallocated array may cast the values. An
@@ -211,6 +212,51 @@ class Scaled(Sequence):
     ]
 
     invalid = [
+        # One-hot labels by a lookup in an identity matrix, through a local name: done once, safely.
+        Invalid(
+            """import numpy as np
+import tensorflow as tf
+
+
+class Digits(tf.keras.utils.Sequence):
+    def __init__(self, images, labels, batch_size=64, classes=10, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.labels = images, labels
+        self.batch_size, self.classes = batch_size, classes
+
+    def __len__(self):
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, idx):
+        lo = idx * self.batch_size
+        eye = np.eye(self.classes, dtype=np.float32)
+        return self.images[lo:lo + self.batch_size], eye[self.labels[lo:lo + self.batch_size]]
+""",
+            expected=[(17, 54)],
+            fixed="""import numpy as np
+import tensorflow as tf
+import seqkit
+
+
+class Digits(tf.keras.utils.Sequence):
+    def __init__(self, images, labels, batch_size=64, classes=10, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.labels = images, labels
+        self.batch_size, self.classes = batch_size, classes
+        self.labels = seqkit.preprocess_once(self._preprocess_labels, np.asarray(self.labels))
+
+    def __len__(self):
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, idx):
+        lo = idx * self.batch_size
+        return self.images[lo:lo + self.batch_size], self.labels[lo:lo + self.batch_size]
+
+    def _preprocess_labels(self, labels):
+        eye = np.eye(self.classes, dtype=np.float32)
+        return eye[labels]
+""",
+        ),
         Invalid(
             """import numpy as np
 import keras
