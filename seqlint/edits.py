@@ -49,12 +49,21 @@ def edit_spans(text: str, fix: Fix, starts: list[int] | None = None) -> list[Spa
             return edit.content
         return edit.content.replace("\r\n", "\n").replace("\n", newline)
 
-    return [
-        (offset(starts, text, e.location.row, e.location.column),
-         offset(starts, text, e.end_location.row, e.end_location.column),
-         content_of(e))
-        for e in fix.edits
-    ]
+    spans: list[Span] = []
+    inserted: dict[int, int] = {}  # point -> position in spans of the fix's insertion there
+    for e in fix.edits:
+        start = offset(starts, text, e.location.row, e.location.column)
+        end = offset(starts, text, e.end_location.row, e.end_location.column)
+        if start == end and start in inserted:
+            # Two insertions of one fix at one point (`import numpy`, then `import seqkit`, after the
+            # last import): one insertion, in the order the fix gives them.
+            at = inserted[start]
+            spans[at] = (start, end, spans[at][2] + content_of(e))
+            continue
+        if start == end:
+            inserted[start] = len(spans)
+        spans.append((start, end, content_of(e)))
+    return spans
 
 
 def _fix_start(fix: Fix) -> tuple[int, int]:

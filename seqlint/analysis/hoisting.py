@@ -374,6 +374,11 @@ class _Extraction:
         param = holder if not inline else _fresh(base, [*chain, *copied, *([frontier_stmt] if frontier_stmt else []),
                                                          *([frontier.node] if consumer is not None else [])])
         swaps = {id(origin_node): cst.Name(param)}
+        cast = _gather_cast(ctx, region)
+        if isinstance(cast, cst.BaseExpression):
+            # the steps ran on rows the gather had cast (`np.array([...], dtype=np.float32)`): moved
+            # before it, they cast first, and the gather's own cast then changes nothing
+            swaps[id(origin_node)] = cst.Call(cst.Attribute(cst.Name(param), cst.Name("astype")), [cst.Arg(cast)])
         body = [s.visit(_Swap(swaps)) for s in chain]
         edits: list[Edit] = []
         # Kept code writing into the rows in place needs its own copy: the cached array is read-only.
@@ -548,6 +553,8 @@ class _Extraction:
                 return False, "the steps are not all element-wise"
             if any(v.op in (Op.LOOP, Op.WRITE) and v.element is None for v in region.gathering):
                 return False, "the rows are copied into a preallocated array, whose dtype may differ"
+            if _gather_cast(ctx, region) is False:
+                return False, "the gather casts the rows to a dtype seqlint cannot carry over"
             if not all(scalar_setting(ctx, flow, u) for v in region.steps if v not in padding
                        for u in v.ins if not u.data):
                 return False, "a setting of the steps may not be a single number"
@@ -844,6 +851,39 @@ def _supporting_definitions(ctx, flow, clean: CleanSteps, func, origin: Value, e
             copied.sort(key=lambda s: _start(ctx, s))
             return copied, moved
     return None
+
+
+def _gather_cast(ctx, region: Region):
+    """The dtype a gather casts the rows to (`np.array([...], dtype=np.float32)`) before the steps that
+    move ahead of it ran: None when nothing casts, False when the cast cannot go along (two casts, a
+    dtype held by a local name)."""
+    if region.gather is None:
+        return None
+    found = []
+    for value in region.gathering:
+        node = value.node
+        if not isinstance(node, cst.Call):
+            continue
+        dtype = next((a.value for a in node.args if a.keyword is not None and a.keyword.value == "dtype"), None)
+        positional = [a.value for a in node.args if a.keyword is None]
+        if dtype is None and len(positional) >= 2 and ctx.qualified_name(node.func) in _DTYPE_SECOND:
+            dtype = positional[1]
+        if dtype is not None:
+            found.append(dtype)
+    if not found:
+        return None
+    dtype = found[0]
+    if len(found) > 1:
+        return False
+    if isinstance(dtype, cst.SimpleString) or (isinstance(dtype, cst.Name) and dtype.value in ("float", "int", "bool")):
+        return dtype
+    root = dtype
+    while isinstance(root, cst.Attribute):
+        root = root.value
+    return dtype if isinstance(dtype, cst.Attribute) and isinstance(root, cst.Name) and root.value in ctx.imports else False
+
+
+_DTYPE_SECOND = frozenset({"numpy.array", "numpy.asarray", "numpy.asanyarray", "numpy.ascontiguousarray"})
 
 
 def _served_only(ctx, func, copied: list, moving: list) -> list:

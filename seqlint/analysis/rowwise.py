@@ -30,6 +30,7 @@ class CallTable:
     one_hot: dict[str, str]
     fixed_width: dict[str, str]
     lookup_tables: frozenset[str]
+    casts: frozenset[str]
     constant_calls: frozenset[str]
     per_row_builtins: frozenset[str]
     per_row_methods: frozenset[str]
@@ -46,6 +47,7 @@ def call_table() -> CallTable:
         one_hot=dict(data["one_hot"]),
         fixed_width=dict(data["fixed_width"]),
         lookup_tables=frozenset(data["lookup_tables"]),
+        casts=frozenset(data["casts"]),
         constant_calls=frozenset(data["constant"]["calls"]),
         per_row_builtins=frozenset(data["per_row"]["builtins"]),
         per_row_methods=frozenset(data["per_row"]["methods"]),
@@ -302,6 +304,11 @@ class RowWiseProof:
                 number = -1 if axis is None else int_literal(axis)
                 if number is not None and (number >= 1 or (number < 0 and signal.low >= 1 - number)):
                     return Rows(signal.delta, signal.low, True)
+            return None
+        if qual in table.casts and args and (source := self.rows(args[0].value)) is not None:
+            settings = [a.value for a in args[1:]] + list(keywords.values())
+            if len(settings) == 1 and set(keywords) <= {"dtype"} and self.is_fixed(settings[0]):
+                return Rows(source.delta, source.low, True)
             return None
         if qual in table.one_hot and (len(args) == 2 or (len(args) == 1 and table.one_hot[qual] in keywords)):
             labels = self.rows(args[0].value)

@@ -212,6 +212,113 @@ class Scaled(Sequence):
     ]
 
     invalid = [
+        # TensorFlow ops on the batch: a cast then a scale, and a one-hot by `depth`, in a module that
+        # never imports NumPy (the fix adds it, with seqkit).
+        Invalid(
+            """import tensorflow as tf
+
+
+class Tensors(tf.keras.utils.Sequence):
+    def __init__(self, x, y, batch_size=32, classes=10, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y = x, y
+        self.batch_size, self.classes = batch_size, classes
+
+    def __len__(self):
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, idx):
+        start = idx * self.batch_size
+        images = tf.cast(self.x[start:start + self.batch_size], tf.float32) / 255.0
+        labels = tf.one_hot(self.y[start:start + self.batch_size], depth=self.classes)
+        return images, labels
+""",
+            expected=[(15, 18), (16, 18)],
+            fixed="""import tensorflow as tf
+import numpy
+import seqkit
+
+
+class Tensors(tf.keras.utils.Sequence):
+    def __init__(self, x, y, batch_size=32, classes=10, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y = x, y
+        self.batch_size, self.classes = batch_size, classes
+        self.x = seqkit.preprocess_once(lambda rows: tf.cast(rows, tf.float32) / 255.0, numpy.asarray(self.x))
+        self.y = seqkit.preprocess_once(lambda rows: tf.one_hot(rows, depth=self.classes), numpy.asarray(self.y))
+
+    def __len__(self):
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, idx):
+        start = idx * self.batch_size
+        images = self.x[start:start + self.batch_size]
+        labels = self.y[start:start + self.batch_size]
+        return images, labels
+""",
+            runs="""
+import numpy as np
+gen = Tensors(np.arange(10 * 3, dtype=np.uint8).reshape(10, 3), np.arange(10) % 3, 4, classes=3)
+result = [tuple(np.asarray(t) for t in gen[i]) for i in range(len(gen))]
+""",
+        ),
+        # Rows gathered by ids into float32, then scaled: the scaling moves ahead of the gather and takes
+        # the gather's cast with it (uint8 / 127.5 would compute in float64).
+        Invalid(
+            """import numpy as np
+import keras
+
+
+class Pictures(keras.utils.PyDataset):
+    def __init__(self, images, labels, batch_size=16, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.labels = images, labels
+        self.batch_size = batch_size
+        self.order = np.arange(len(images))
+
+    def on_epoch_end(self):
+        np.random.shuffle(self.order)
+
+    def __len__(self):
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, index):
+        ids = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        X = np.array([self.images[k] for k in ids], dtype=np.float32)
+        X = X / 127.5 - 1.0
+        return X, self.labels[ids]
+""",
+            expected=[(21, 13)],
+            fixed="""import numpy as np
+import keras
+import seqkit
+
+
+class Pictures(keras.utils.PyDataset):
+    def __init__(self, images, labels, batch_size=16, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.labels = images, labels
+        self.batch_size = batch_size
+        self.order = np.arange(len(images))
+        self.images = seqkit.preprocess_once(lambda rows: rows.astype(np.float32) / 127.5 - 1.0, np.asarray(self.images))
+
+    def on_epoch_end(self):
+        np.random.shuffle(self.order)
+
+    def __len__(self):
+        return -(-len(self.images) // self.batch_size)
+
+    def __getitem__(self, index):
+        ids = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        X = np.array([self.images[k] for k in ids], dtype=np.float32)
+        return X, self.labels[ids]
+""",
+            runs="""
+import numpy as np
+gen = Pictures(np.arange(9 * 4 * 3, dtype=np.uint8).reshape(9, 4, 3), np.arange(9), 4)
+result = [gen[i] for i in range(len(gen))]
+""",
+        ),
         # One-hot labels by a lookup in an identity matrix, through a local name: done once, safely.
         Invalid(
             """import numpy as np
@@ -255,6 +362,11 @@ class Digits(tf.keras.utils.Sequence):
     def _preprocess_labels(self, labels):
         eye = np.eye(self.classes, dtype=np.float32)
         return eye[labels]
+""",
+            runs="""
+import numpy as np
+gen = Digits(np.arange(10 * 3, dtype=np.uint8).reshape(10, 3), np.arange(10) % 4, 4, classes=4)
+result = [gen[i] for i in range(len(gen))]
 """,
         ),
         Invalid(
