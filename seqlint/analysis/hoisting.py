@@ -28,7 +28,7 @@ import libcst as cst
 
 from seqlint.analysis.hotpath import Phase, assignment_targets, bound_names, is_self_attr, walk
 from seqlint.analysis.batchflow import flow_tables
-from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, location, pads_rows, regions
+from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, is_file, location, pads_rows, regions
 from seqlint.analysis.regions import trailing as trailing_step
 from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy
 from seqlint.analysis.rowwise import RowWiseProof, is_module_name, vectorised_body
@@ -271,6 +271,9 @@ class _Extraction:
     deleted: list[tuple[int, int]]  # line spans of the statements that move
     unit: str | None
     trailing_only: bool
+    # The per-batch code wrote into the dataset's own rows (`x = self.x[a:b]; x /= 255.`, a view): every
+    # epoch changed them again, where preprocessed once they change once.
+    writes_source: bool = False
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -445,11 +448,13 @@ class _Extraction:
             edits.append(replace(ctx, base, f"self.{target}"))
         unit = region.unit
         trailing = all(trailing_step(v) for v in region.steps)
-        if _writes_into_param(body, param):
+        writes = _writes_into_param(body, param)
+        if writes:
             # preprocess_once hands over read-only rows (and they are the user's data): in-place steps
             # work on a copy, as the per-batch code did on its batch
             body = [cst.parse_statement(f"{param} = {param}.copy()\n"), *body]
-        return cls(region, holder, param, [*copied, *body], result, edits, deleted, unit, trailing)
+        writes_source = writes and origin.op is Op.SUBSCRIPT and not is_file(origin) and not _picked_by_index_array(origin)
+        return cls(region, holder, param, [*copied, *body], result, edits, deleted, unit, trailing, writes_source)
 
     # -- the function ---------------------------------------------------------------------------------
     @property
@@ -536,6 +541,9 @@ class _Extraction:
         when the steps use its rows with `*` or `+` and an int or list, which would repeat or extend a
         list instead of computing."""
         container = flow.kinds.attribute_container(loc[0]) if len(loc) == 1 else None
+        if self.writes_source:
+            return False, (f"the per-batch code changes `{attribute_code(loc)}`'s own rows in place (a view of them), "
+                           "again in every epoch; preprocessed once, they change once")
         if self.unit == SAMPLE:
             return True, ""  # applied to each row as the per-batch code applied it to each sample
         if container == "list" or (container is None and self.list_arithmetic(seq)):

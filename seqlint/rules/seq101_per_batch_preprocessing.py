@@ -105,7 +105,9 @@ never reassigned per batch or epoch. After a gather or a pick within the rows (a
 steps must be element-wise with scalar settings and no preallocated array may cast the values. An
 attribute of unknown type goes through `np.asarray`, and the fix is unsafe when it may be a Python list
 whose `*` and `+` would repeat or extend it. Otherwise the fix is **unsafe** (shown with
-`--unsafe-fixes`, the reason in its title); `preprocess_once` still checks on a probe, at run time,
+`--unsafe-fixes`, the reason in its title). It is also unsafe when the per-batch code changed the
+dataset's own rows in place (`x = self.x[a:b]; x /= 255.`, a view): it did so again every epoch, and
+preprocessed once they change once; `preprocess_once` still checks on a probe, at run time,
 that the function maps rows to rows. Preprocessing of data read from files is fixed through SEQ201.
 """
 

@@ -249,3 +249,48 @@ class Folder(keras.utils.PyDataset):
     where, unit = model.step("cv2.resize(img, (64, 64))")
     assert where == "cv2.imread(path)" and unit == "sample"
     assert not model.data("paths")
+
+
+def test_lookups_in_constant_arrays_are_steps_of_their_index():
+    model = Model(
+        "class Gen(keras.utils.PyDataset):\n"
+        "    def __init__(self, x, y, k, **kw):\n        super().__init__(**kw)\n"
+        "        self.x, self.y, self.k, self.names = x, y, k, {0: 'cat', 1: 'dog'}\n"
+        "    def __len__(self):\n        return 4\n"
+        "    def __getitem__(self, i):\n"
+        "        eye = np.eye(self.k)\n"
+        "        x = self.x[i * 8:(i + 1) * 8]\n"
+        "        return x, eye[self.y[i * 8:(i + 1) * 8]], self.names[int(self.y[i])]\n"
+    )
+    assert model.step("eye[self.y[i * 8:(i + 1) * 8]]") == (("y",), "batch")
+    # a dict's entry picked per sample is no preprocessing of the labels
+    assert model.step("self.names[int(self.y[i])]") is None
+
+
+def _seq101_fixes(source: str):
+    from seqlint.engine import get_rule, lint_source
+
+    return [f.fix for f in lint_source(HEAD + source, "gen.py", rules=[get_rule("SEQ101")]) if f.fix]
+
+
+@pytest.mark.parametrize(("read", "safe"), [
+    ("self.x[i * 8:(i + 1) * 8]", False),      # a view: `x /= 255.` scaled the dataset itself, every epoch
+    ("self.x[i * 8:(i + 1) * 8].copy()", True),
+    ("self.x[self.order[i * 8:(i + 1) * 8]]", True),  # advanced indexing copies
+])
+def test_in_place_steps_on_a_view_of_the_dataset_are_unsafe_to_hoist(read, safe):
+    from seqlint.findings import Applicability
+
+    (fix,) = _seq101_fixes(
+        "class Gen(keras.utils.PyDataset):\n"
+        "    def __init__(self, x, **kw):\n        super().__init__(**kw)\n"
+        "        self.x = x\n        self.order = np.arange(len(x))\n"
+        "    def __len__(self):\n        return 4\n"
+        "    def __getitem__(self, i):\n"
+        f"        x = {read}\n"
+        "        x /= 255.0\n"
+        "        return x\n"
+    )
+    assert (fix.applicability is Applicability.SAFE) == safe, fix.message
+    if not safe:
+        assert "own rows in place" in fix.message
