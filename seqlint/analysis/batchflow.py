@@ -34,7 +34,7 @@ import libcst as cst
 from seqlint.analysis import effects
 from seqlint.analysis.arrays import ValueKinds, is_index_vector
 from seqlint.analysis.hotpath import Phase, assignment_targets, children, is_self_attr, walk
-from seqlint.analysis.rowwise import module_binds, row_loop_header
+from seqlint.analysis.rowwise import call_table, module_binds, row_loop_header
 from seqlint.analysis.tables import elementwise_arithmetic, load_data_table
 from seqlint.analysis.values import Op, Value, compute_facts
 
@@ -155,18 +155,25 @@ def only_permuted(ctx, seq, attribute: str) -> bool:
     return True
 
 
-def generator_attributes(ctx, seq, constructors: frozenset[str]) -> frozenset[str]:
-    """Attributes of `seq` that every assignment in the class sets to a new random generator."""
+def attributes_made_by(ctx, seq, constructors: frozenset[str]) -> frozenset[str]:
+    """Attributes of `seq` that every assignment in the class sets to a call of one of `constructors`
+    (a new random generator, an identity matrix to look labels up in)."""
     made: dict[str, bool] = {}
     for method in seq.methods.values():
         for node in walk(method):
+            value = node.value if isinstance(node, (cst.Assign, cst.AnnAssign)) else None
             for target in assignment_targets(node):
-                name = is_self_attr(target)
-                if name is None:
-                    continue
-                value = node.value if isinstance(node, (cst.Assign, cst.AnnAssign)) else None
-                makes = isinstance(value, cst.Call) and ctx.qualified_name(value.func) in constructors
-                made[name] = made.get(name, True) and makes
+                pairs = [(target, value)]
+                if isinstance(target, (cst.Tuple, cst.List)):  # `self.a, self.b = f(), g()`
+                    values = value.elements if isinstance(value, (cst.Tuple, cst.List)) and \
+                        len(value.elements) == len(target.elements) else [None] * len(target.elements)
+                    pairs = [(t.value, getattr(v, "value", None)) for t, v in zip(target.elements, values)]
+                for part, part_value in pairs:
+                    name = is_self_attr(part)
+                    if name is None:
+                        continue
+                    makes = isinstance(part_value, cst.Call) and ctx.qualified_name(part_value.func) in constructors
+                    made[name] = made.get(name, True) and makes
     return frozenset(name for name, always in made.items() if always)
 
 
@@ -237,7 +244,7 @@ class _Interpreter:
         self.foreign_writes = 0  # writes into arrays a function did not make (its arguments' rows)
         self.tables = flow_tables()
         self.module_values: dict[str, Value] = {}
-        self.generators = generator_attributes(self.ctx, self.seq, self.tables.generator_constructors)
+        self.generators = attributes_made_by(self.ctx, self.seq, self.tables.generator_constructors)
 
     def random_receiver(self, receiver: cst.BaseExpression) -> bool:
         """A generator object: named like one (`rng`, `self.random_state`), or an attribute the class
@@ -688,6 +695,8 @@ class _Interpreter:
             flags = frozenset({"ints"}) if is_index_vector(kind) else frozenset()
             scalar = True if kind is not None and kind.type == "int" else None
             op = Op.STATE if name in self.flow.volatile else Op.CONST
+            if op is Op.CONST and name in self.flow.table_attributes:
+                flags |= {"table"}  # `self.onehot = np.eye(k)`: indexed by data, a lookup, not a dataset
             return self.make(op, node, frame, attr=(name,), flags=flags, scalar=scalar)
         if name in self.tables.shape_attributes:
             scalar = True if name in ("ndim", "size", "nbytes", "itemsize") else None
@@ -1023,6 +1032,7 @@ class BatchFlow:
         self.values: list[Value] = []
         self.by_node: dict[int, list[Value]] = {}
         self.volatile = volatile_attributes(ctx, seq)
+        self.table_attributes = attributes_made_by(ctx, seq, call_table().setting_tables)
         self.kinds = ValueKinds(ctx, seq)
         getitem = seq.methods.get("__getitem__")
         self.outputs: list[Value] = []

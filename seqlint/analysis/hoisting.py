@@ -621,8 +621,8 @@ class _Extraction:
         helpers = _helper_resolver(ctx, seq, nested)
         target = self._helper_def(seq)
         if target is not None:
-            return _helper_proof(ctx, seq, target, consts, functions, helpers)
-        proof = RowWiseProof(ctx, self.param, consts, functions, helpers)
+            return _helper_proof(ctx, seq, target, consts, functions, helpers, flow.table_attributes)
+        proof = RowWiseProof(ctx, self.param, consts, functions, helpers, table_attrs=flow.table_attributes)
         body = vectorised_body([s for s in self.body if not isinstance(s, cst.FunctionDef)], self.param)
         if not proof.statements(body):
             return False
@@ -1104,7 +1104,7 @@ def _helper_resolver(ctx, seq, nested: dict):
     return resolve
 
 
-def _helper_proof(ctx, seq, helper, consts: set[str], functions, helpers=None) -> bool:
+def _helper_proof(ctx, seq, helper, consts: set[str], functions, helpers=None, table_attrs=frozenset()) -> bool:
     """The helper's body, with its first parameter as the batch, is proven row-wise; its other
     parameters must keep literal defaults (they are settings)."""
     params = list(helper.params.params)
@@ -1124,7 +1124,7 @@ def _helper_proof(ctx, seq, helper, consts: set[str], functions, helpers=None) -
     ):
         return False
     body = [*vectorised_body(body[:-1], data.name.value), body[-1]]
-    proof = RowWiseProof(ctx, data.name.value, consts, functions, helpers)
+    proof = RowWiseProof(ctx, data.name.value, consts, functions, helpers, table_attrs=table_attrs)
     proof.fixed.update(p.name.value for p in settings)
     if not proof.statements(body[:-1]):
         return False

@@ -270,6 +270,8 @@ class CleanSteps:
             if v.index is not None and v.index.data and v.base is not None and not v.base.data and len(node.slice) == 1:
                 # `np.eye(k)[labels]`, `self.embedding[tokens]`: a lookup in a constant array, one result
                 # for each element of the data that indexes it (a dict lookup per sample is not the work)
+                if "table" in v.base.flags:
+                    return True
                 kind = self.flow.kinds.of(v.base.node, v.base.func) if v.base.node is not None else None
                 return True if kind is not None and kind.type == "ndarray" else None
             if unit == SAMPLE or keeps_rows(node, unit) or _column(node) or (

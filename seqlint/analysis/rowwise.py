@@ -30,6 +30,7 @@ class CallTable:
     one_hot: dict[str, str]
     fixed_width: dict[str, str]
     lookup_tables: frozenset[str]
+    setting_tables: frozenset[str]
     casts: frozenset[str]
     constant_calls: frozenset[str]
     per_row_builtins: frozenset[str]
@@ -47,6 +48,7 @@ def call_table() -> CallTable:
         one_hot=dict(data["one_hot"]),
         fixed_width=dict(data["fixed_width"]),
         lookup_tables=frozenset(data["lookup_tables"]),
+        setting_tables=frozenset(data["setting_tables"]),
         casts=frozenset(data["casts"]),
         constant_calls=frozenset(data["constant"]["calls"]),
         per_row_builtins=frozenset(data["per_row"]["builtins"]),
@@ -73,11 +75,13 @@ class RowWiseProof:
     """Proves that a straight-line function of one batch computes each output row from its input row
     alone, deterministically: then applying it to the whole array at once gives the same rows."""
 
-    def __init__(self, ctx, param: str, const_attrs: set[str], batch_functions=(), helpers=None, depth: int = 0):
+    def __init__(self, ctx, param: str, const_attrs: set[str], batch_functions=(), helpers=None, depth: int = 0,
+                 table_attrs: frozenset[str] = frozenset()):
         self.ctx = ctx
         self.env: dict[str, Rows] = {param: Rows(0, 1, owned=False)}
         self.fixed: set[str] = set()
         self.tables: set[str] = set()  # fixed names bound to an array made by a lookup_tables call
+        self.table_attrs = table_attrs  # constant attributes the class only sets to such arrays
         self.const_attrs = const_attrs
         self.batch_functions = batch_functions
         # How to find the FunctionDef a call runs (a module function, a method of the class), so that a
@@ -207,6 +211,7 @@ class RowWiseProof:
         base = self.rows(expr.value)
         if base is None and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Index) and (
             (isinstance(expr.value, cst.Name) and expr.value.value in self.tables)
+            or (is_self_attr(expr.value) in self.table_attrs and is_self_attr(expr.value) in self.const_attrs)
             or (self.is_table(expr.value) and self.is_fixed(expr.value))
         ):
             # `np.eye(k)[labels]`: a lookup in a fixed array, one result per element of the rows
@@ -258,6 +263,13 @@ class RowWiseProof:
             if method == "reshape" and len(args) >= 2 and not keywords and self.counts_rows(args[0].value, expr.func.value):
                 if all(self.is_fixed(a.value) for a in args[1:]):
                     return Rows(None, len(args), False)  # a view: writing into it writes the caller's batch
+            shape = [e.value for e in args[0].value.elements] if method == "reshape" and len(args) == 1 \
+                and isinstance(args[0].value, (cst.Tuple, cst.List)) else [a.value for a in args]
+            if method == "reshape" and len(shape) >= 2 and not keywords and _minus_one(shape[0]) \
+                    and all(self.is_fixed(d) for d in shape[1:]):
+                # `x.reshape(-1, 28, 28, 1)`: each row regrouped alone when the count of rows stays,
+                # which preprocess_once checks on every chunk (it refuses any other count)
+                return Rows(None, len(shape), False)
             return None
         if self.helpers is not None and (helper := self.helpers(expr.func)) is not None:
             return self.helper_rows(helper, expr)
@@ -359,7 +371,8 @@ class RowWiseProof:
         if not body or not (isinstance(body[-1], cst.SimpleStatementLine) and len(body[-1].body) == 1
                             and isinstance(body[-1].body[0], cst.Return) and body[-1].body[0].value is not None):
             return None
-        inner = RowWiseProof(self.ctx, data[0], self.const_attrs, self.batch_functions, self.helpers, self.depth + 1)
+        inner = RowWiseProof(self.ctx, data[0], self.const_attrs, self.batch_functions, self.helpers, self.depth + 1,
+                             self.table_attrs)
         inner.fixed.update(p.name.value for p in params if p.name.value != data[0])
         body = [*vectorised_body(body[:-1], data[0]), body[-1]]
         if not inner.statements(body[:-1]):
@@ -776,6 +789,10 @@ def attribute_root(node) -> str | None:
     while isinstance(node, cst.Attribute):
         node = node.value
     return node.value if isinstance(node, cst.Name) else None
+
+
+def _minus_one(expr) -> bool:
+    return isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus) and int_literal(expr.expression) == 1
 
 
 def int_literal(expr) -> int | None:

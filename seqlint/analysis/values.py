@@ -136,7 +136,8 @@ def _transfer(v: Value) -> bool:
     if op is Op.SUBSCRIPT:
         base, index = v.base, v.index
         picks = index is not None and (index.varies or index.random)
-        v.origin = base.attr is not None and not base.data and picks
+        lookup = "table" in base.flags and index is not None and index.data  # `self.onehot[labels]`
+        v.origin = base.attr is not None and not base.data and picks and not lookup
         if v.origin:
             v.data, v.random, v.varies, v.origins = True, base.random, True, frozenset((v,))
         elif base.data:

@@ -97,9 +97,10 @@ is unsafe.
 
 The fix is **safe** when the batches provably stay identical: per-sample steps; or steps over the batch
 proven row-wise (element-wise operators and ufuncs with settings, `astype`, `copy`, reductions and
-FFTs over axes other than the first, `x[:, ...]`, `reshape(len(x), ...)`, `x @ W`, concatenation and
-stacking along later axes, `to_categorical(y, num_classes=...)`, a lookup in an array made from
-settings (`np.eye(k)[y]`, also through a local name), loops writing only row `i` of a fresh
+FFTs over axes other than the first, `x[:, ...]`, `reshape(len(x), ...)`, `reshape(-1, ...)`
+(`preprocess_once` refuses a result with another count of rows), `x @ W`, concatenation and stacking
+along later axes, `to_categorical(y, num_classes=...)`, a lookup in an array made from settings
+(`np.eye(k)[y]`, through a local name or an attribute only ever set to one), loops writing only row `i` of a fresh
 array from row `i` alone), reading only literals, module names and attributes set in `__init__` and
 never reassigned per batch or epoch. After a gather or a pick within the rows (a window, a column) the
 steps must be element-wise with scalar settings and no preallocated array may cast the values. An

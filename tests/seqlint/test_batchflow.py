@@ -256,13 +256,19 @@ def test_lookups_in_constant_arrays_are_steps_of_their_index():
         "class Gen(keras.utils.PyDataset):\n"
         "    def __init__(self, x, y, k, **kw):\n        super().__init__(**kw)\n"
         "        self.x, self.y, self.k, self.names = x, y, k, {0: 'cat', 1: 'dog'}\n"
+        "        self.onehot, self.rows = np.eye(k, dtype=np.float32), np.asarray(x)\n"
         "    def __len__(self):\n        return 4\n"
         "    def __getitem__(self, i):\n"
         "        eye = np.eye(self.k)\n"
         "        x = self.x[i * 8:(i + 1) * 8]\n"
-        "        return x, eye[self.y[i * 8:(i + 1) * 8]], self.names[int(self.y[i])]\n"
+        "        y = self.onehot[self.y[i * 8:(i + 1) * 8]]\n"
+        "        picked = self.rows[self.y[i * 8:(i + 1) * 8]]\n"
+        "        return x, eye[self.y[i * 8:(i + 1) * 8]], self.names[int(self.y[i])], y, picked\n"
     )
     assert model.step("eye[self.y[i * 8:(i + 1) * 8]]") == (("y",), "batch")
+    # an attribute only ever set to an identity matrix is a table; one set to np.asarray(x) holds rows
+    assert model.step("self.onehot[self.y[i * 8:(i + 1) * 8]]") == (("y",), "batch")
+    assert model.step("self.rows[self.y[i * 8:(i + 1) * 8]]") is None
     # a dict's entry picked per sample is no preprocessing of the labels
     assert model.step("self.names[int(self.y[i])]") is None
 
@@ -294,3 +300,25 @@ def test_in_place_steps_on_a_view_of_the_dataset_are_unsafe_to_hoist(read, safe)
     assert (fix.applicability is Applicability.SAFE) == safe, fix.message
     if not safe:
         assert "own rows in place" in fix.message
+
+
+@pytest.mark.parametrize(("reshape", "safe"), [
+    ("x.reshape(-1, 4, 2)", True),     # every row regrouped alone (preprocess_once checks the row count)
+    ("x.reshape((-1, 8))", True),
+    ("x.reshape(4, -1)", False),       # a fixed first axis mixes rows
+    ("x.reshape(-1, self.n)", False),  # `self.n` changes per epoch
+])
+def test_reshape_keeping_the_rows_is_row_wise(reshape, safe):
+    from seqlint.findings import Applicability
+
+    fixes = _seq101_fixes(
+        "class Gen(keras.utils.PyDataset):\n"
+        "    def __init__(self, x, **kw):\n        super().__init__(**kw)\n"
+        "        self.x, self.n = x, 8\n"
+        "    def on_epoch_end(self):\n        self.n = 8\n"
+        "    def __len__(self):\n        return 4\n"
+        "    def __getitem__(self, i):\n"
+        "        x = self.x[i * 4:(i + 1) * 4]\n"
+        f"        return {reshape}.astype(np.float32) / 255.0\n"
+    )
+    assert any(fix.applicability is Applicability.SAFE for fix in fixes) == safe, [f.message for f in fixes]
