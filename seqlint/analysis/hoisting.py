@@ -28,7 +28,7 @@ import libcst as cst
 
 from seqlint.analysis.hotpath import Phase, assignment_targets, bound_names, is_self_attr, walk
 from seqlint.analysis.batchflow import flow_tables
-from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, is_file, location, pads_rows, regions
+from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, elementwise, is_file, location, pads_rows, regions
 from seqlint.analysis.regions import trailing as trailing_step
 from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy
 from seqlint.analysis.rowwise import RowWiseProof, is_module_name, vectorised_body
@@ -153,7 +153,8 @@ def _plan(ctx, seq, flow, loc: tuple, extractions: list, target: str | None) -> 
     edits += deletion_edits(ctx, [span for e in extractions for span in e.deleted])
     safe, reason = first.safety(ctx, seq, flow, loc)
     if target is None and safe:
-        other = _other_uses(ctx, seq, flow, loc)
+        shape_kept = all(elementwise(v) for e in extractions for v in e.region.steps)
+        other = _other_uses(ctx, seq, flow, loc, shape_kept)
         if other:
             safe, reason = False, f"`{attribute_code(loc)}` is also read by {other}, which would see the preprocessed rows"
     function, method = first.function_code(ctx, seq, loc)
@@ -182,9 +183,9 @@ def _assigns_attribute(init: cst.FunctionDef, attr: str) -> bool:
     return False
 
 
-def _other_uses(ctx, seq, flow, loc: tuple) -> str | None:
+def _other_uses(ctx, seq, flow, loc: tuple, shape_kept: bool = False) -> str | None:
     """A method (other than `__init__`) reading the attribute other than through the hoisted reads, its
-    length or `.shape[0]`."""
+    length or `.shape[0]` (or, when every step keeps the shape, any of `.shape` and `.ndim`)."""
     allowed = set()
     for value in flow.values:
         if value.origin and location(value) == loc:
@@ -202,6 +203,8 @@ def _other_uses(ctx, seq, flow, loc: tuple) -> str | None:
                 call = ctx.parent(parent)
                 if isinstance(call, cst.Call) and ctx.qualified_name(call.func) == "len":
                     continue
+            if isinstance(parent, cst.Attribute) and parent.attr.value in ("shape", "ndim") and shape_kept:
+                continue  # element-wise steps: the preprocessed array has the raw one's shape
             if isinstance(parent, cst.Attribute) and parent.attr.value == "shape":
                 sub = ctx.parent(parent)
                 if isinstance(sub, cst.Subscript) and ctx.code(sub).replace(" ", "").endswith(".shape[0]"):

@@ -517,9 +517,8 @@ def elementwise(value: Value) -> bool:
         if "copy" in value.flags:
             return True
         if qual.startswith("."):
-            return qual[1:] in ("astype", "clip", "round")
-        return qual in elementwise_arithmetic() or qual in elementwise_numpy() or qual in (
-            "numpy.clip", "numpy.nan_to_num", "numpy.round", "numpy.around")
+            return qual[1:] in flow_tables().elementwise_methods
+        return qual in elementwise_arithmetic() or qual in elementwise_numpy() or qual in flow_tables().elementwise_functions
     return False
 
 

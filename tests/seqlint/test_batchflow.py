@@ -322,3 +322,23 @@ def test_reshape_keeping_the_rows_is_row_wise(reshape, safe):
         f"        return {reshape}.astype(np.float32) / 255.0\n"
     )
     assert any(fix.applicability is Applicability.SAFE for fix in fixes) == safe, [f.message for f in fixes]
+
+
+@pytest.mark.parametrize(("step", "safe"), [
+    ("(self.x[lo:lo + 4] - 0.5) * 2.0", True),              # element-wise: the shape stays
+    ("keras.utils.to_categorical(self.x[lo:lo + 4], 3)", False),  # one more axis: `.shape[-1]` would change
+])
+def test_shape_reads_elsewhere_allow_only_shape_keeping_steps(step, safe):
+    from seqlint.findings import Applicability
+
+    fixes = _seq101_fixes(
+        "class Gen(keras.utils.PyDataset):\n"
+        "    def __init__(self, x, **kw):\n        super().__init__(**kw)\n"
+        "        self.x = x\n"
+        "    def __len__(self):\n        return 4\n"
+        "    def __getitem__(self, i):\n"
+        "        lo = i * 4\n"
+        "        out = np.zeros((4, self.x.shape[-1]))\n"
+        f"        return {step}, out\n"
+    )
+    assert any(fix.applicability is Applicability.SAFE for fix in fixes) == safe, [f.message for f in fixes]
