@@ -99,7 +99,9 @@ def plan_hoists(ctx, seq, flow, clean: CleanSteps) -> dict[tuple, Hoist]:
         # when one of them goes on with a cast of its own.
         options: dict[int, list[_Extraction]] = {}
         for key, candidates in by_origin.items():
-            built = [e for r in candidates if (e := _Extraction.build(ctx, flow, clean, r)) is not None]
+            # a fork reads a new attribute, named once the plan is known (`_plan_new_attribute`)
+            built = [e for r in candidates
+                     if (e := _Extraction.build(ctx, flow, clean, r, target="_new" if r.fork else None)) is not None]
             if built:
                 options[key] = built
         if not options:
@@ -109,7 +111,7 @@ def plan_hoists(ctx, seq, flow, clean: CleanSteps) -> dict[tuple, Hoist]:
             for extraction in built:
                 groups.setdefault(extraction.signature, {}).setdefault(key, extraction)
         chosen = list(max(groups.values(), key=len).values())  # the first, longest, on a tie
-        if len(chosen) == len(reads):
+        if len(chosen) == len(reads) and not any(e.region.fork for e in chosen):
             plan = _plan(ctx, seq, flow, loc, chosen, target=None)
         else:
             plan = _plan_new_attribute(ctx, seq, flow, clean, loc, chosen)
@@ -375,6 +377,18 @@ class _Extraction:
                     return None
                 renamed_read = origin_node.visit(_Swap({id(base): cst.parse_expression(f"self.{target}")}))
                 holder = cst.Module([]).code_for_node(renamed_read)
+        read = holder  # what the frontier becomes
+        if region.fork:
+            # the raw rows stay as they are read; the frontier reads the new attribute's rows afresh,
+            # with the same index, which must mean the same rows there
+            base = origin.base.node if origin.base is not None else None
+            names = {n.value for n in walk(origin_node) if isinstance(n, cst.Name)} - {"self"}
+            if target is None or origin_stmt is None or not (
+                isinstance(base, cst.Attribute) and is_self_attr(base) == location(origin)[0]
+                and ctx.contains(origin_node, base)
+            ) or any(_rebound_between(ctx, func, name, origin_stmt, last, chain) for name in names):
+                return None
+            read = cst.Module([]).code_for_node(origin_node.visit(_Swap({id(base): cst.parse_expression(f"self.{target}")})))
         loc = location(origin)
         base = loc[-1] if loc and isinstance(loc[-1], str) and loc[-1].isidentifier() else "rows"
         param = holder if not inline else _fresh(base, [*chain, *copied, *([frontier_stmt] if frontier_stmt else []),
@@ -399,7 +413,7 @@ class _Extraction:
             and not _rebound_between(ctx, func, bound_name, origin_stmt, last, chain)
             and not any(_within(ctx, r, origin_stmt) for r in _reads(ctx, func, bound_name))
         )
-        renamed = renamed and parent is not None
+        renamed = renamed and parent is not None and not region.fork
         # `pad_sequences` both pads the gathered rows and stacks them into one array: moved before the
         # gather, the stacking stays behind as `np.asarray(rows)` (a list of padded rows otherwise).
         stacks = region.gather is not None and any(pads_rows(v) for v in region.steps)
@@ -415,33 +429,35 @@ class _Extraction:
         # `batch_x = self.x[s].copy()` ... `batch_x[:] = ...`: the read stays where it was, as
         # `batch_x = self.x[s]`, rather than moving down to where the last step was.
         early = None
-        if inline and frontier_stmt is not None and any(origin_stmt is c for c in chain) and _binds(origin_stmt, bound_name):
+        if inline and frontier_stmt is not None and any(origin_stmt is c for c in chain) and _binds(origin_stmt, bound_name) \
+                and not region.fork:
             early = origin_stmt
+        kept_read = holder == bound_name and not region.fork  # the rows are read into the frontier's name
         if frontier_stmt is not None and isinstance(frontier_stmt, cst.SimpleStatementLine) and isinstance(
             frontier_stmt.body[0], cst.Assign
         ) and frontier_stmt.body[0].value is frontier.node:
             result = frontier.node.visit(_Swap(swaps))
-            if (holder == bound_name or renamed) and not copy and not stacks:
+            if (kept_read or renamed) and not copy and not stacks:
                 deleted.append(statement_lines(ctx, frontier_stmt))
             else:
-                edits.append(replace(ctx, frontier.node, wrap(holder + copy)))
+                edits.append(replace(ctx, frontier.node, wrap(read + copy)))
         elif frontier_stmt is not None:
             body.append(frontier_stmt.visit(_Swap(swaps)))
             result = cst.Name(bound_name)
-            if (holder == bound_name or renamed) and not copy and not stacks:
+            if (kept_read or renamed) and not copy and not stacks:
                 deleted.append(statement_lines(ctx, frontier_stmt))
             elif early is not None:
                 deleted.append(statement_lines(ctx, frontier_stmt))
-                edits.append(_replace_statement(ctx, early, f"{bound_name} = {wrap(holder + copy)}"))
+                edits.append(_replace_statement(ctx, early, f"{bound_name} = {wrap(read + copy)}"))
                 chain = [c for c in chain if c is not early]
             else:
-                edits.append(_replace_statement(ctx, frontier_stmt, f"{bound_name} = {wrap(holder + copy)}"))
+                edits.append(_replace_statement(ctx, frontier_stmt, f"{bound_name} = {wrap(read + copy)}"))
         else:
             result = frontier.node.visit(_Swap(swaps))
-            edits.append(replace(ctx, frontier.node, wrap(holder + copy)))
+            edits.append(replace(ctx, frontier.node, wrap(read + copy)))
         deleted += [statement_lines(ctx, stmt) for stmt in chain]
         deleted += [statement_lines(ctx, stmt) for stmt in _served_only(ctx, func, copied, reading)]
-        if target is not None and not inline:
+        if target is not None and not inline and not region.fork:
             # the read stays where it is and takes its rows from the new attribute
             base = origin.base.node if origin.base is not None else None
             if not (isinstance(base, cst.Attribute) and is_self_attr(base) == location(origin)[0]):

@@ -436,6 +436,9 @@ class Region:
     # row): the gathered value, and the values gathering it, which stay where they are.
     gather: Value | None = None
     gathering: tuple = ()
+    # The rows read are also used as they are (`y = self.labels[s]` returned, and `np.where(y == 1, ...)`
+    # as sample weights): the steps' result can only be a new attribute, read afresh at the frontier.
+    fork: bool = False
 
     @property
     def func(self):
@@ -467,6 +470,11 @@ def regions(flow, clean: CleanSteps) -> list[Region]:
                 if entry is None:
                     continue
             region = _largest_region(origin, members, everyone, clean, entry)
+            if region is None and func is origin.func and origin.op is Op.SUBSCRIPT:
+                region = _largest_region(origin, members, everyone, clean, entry, fork=True)
+                if region is not None:
+                    found.append(region)
+                continue
             if region is not None:
                 found.append(region)
                 found += _after_gather(flow, region, everyone)
@@ -617,7 +625,8 @@ def _entry_name(flow, origin: Value, members: list[Value]):
     return names[0]
 
 
-def _largest_region(origin: Value, members: list[Value], everyone: dict, clean: CleanSteps, entry) -> Region | None:
+def _largest_region(origin: Value, members: list[Value], everyone: dict, clean: CleanSteps, entry,
+                    fork: bool = False) -> Region | None:
     """The region ending at the latest member whose computation uses nothing that escapes.
 
     Only members with a use outside the members can be the frontier (any other member's result is
@@ -629,6 +638,7 @@ def _largest_region(origin: Value, members: list[Value], everyone: dict, clean: 
     def allowed(user, a) -> bool:
         return (
             _counts_rows(user) or (not user.data and clean._setting(user, origin))
+            or (fork and a == id(origin))  # the raw rows go on as they are, too
             # rows handed back unchanged to the caller (`return x, y`) travel, they are not used
             or (a == id(origin) and func is not origin.func and user.func is origin.func
                 and user.op in (Op.PACK, Op.JOIN))
@@ -648,7 +658,7 @@ def _largest_region(origin: Value, members: list[Value], everyone: dict, clean: 
             for a in ancestors if a != id(frontier)
         ):
             steps = [v for v in members if id(v) in ancestors or v is frontier]
-            return Region(origin, steps, frontier, clean.of(origin).unit, entry)
+            return Region(origin, steps, frontier, clean.of(origin).unit, entry, fork=fork)
     return None
 
 

@@ -15,7 +15,7 @@ import libcst as cst
 
 from seqlint.analysis import effects
 from seqlint.analysis.hotpath import is_self_attr, walk
-from seqlint.analysis.tables import elementwise_arithmetic, load_data_table
+from seqlint.analysis.tables import elementwise_arithmetic, elementwise_numpy, load_data_table
 from seqlint.fixes import is_docstring
 
 THRESHOLD_OPS = (cst.GreaterThan, cst.GreaterThanEqual, cst.LessThan, cst.LessThanEqual)
@@ -335,8 +335,8 @@ class RowWiseProof:
             if rows is not None and width is not None and all(self.is_fixed(v) for v in keywords.values()):
                 return Rows(None, 2, True)  # each row padded or cut to the width alone
             return None
-        if qual in elementwise_arithmetic() and not keywords:
-            return self.combine([a.value for a in args])
+        if (qual in elementwise_arithmetic() or qual in elementwise_numpy()) and not keywords:
+            return self.combine([a.value for a in args])  # ufuncs, tests and np.where: element by element
         return None
 
     def helper_rows(self, helper: cst.FunctionDef, call: cst.Call) -> Rows | None:

@@ -215,6 +215,56 @@ class Scaled(Sequence):
     ]
 
     invalid = [
+        # Sample weights computed from labels that are also returned as they are: the weights are
+        # computed once into a new attribute, read with the labels' own bounds.
+        Invalid(
+            """import numpy as np
+import keras
+
+
+class Weighted(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size=8, pos_weight=4.0, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y = x, y
+        self.batch_size, self.pos_weight = batch_size, pos_weight
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, idx):
+        lo, hi = idx * self.batch_size, (idx + 1) * self.batch_size
+        y = self.y[lo:hi]
+        w = np.where(y == 1, self.pos_weight, 1.0)
+        return self.x[lo:hi], y, w
+""",
+            expected=[(17, 13)],
+            fixed="""import numpy as np
+import keras
+import seqkit
+
+
+class Weighted(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size=8, pos_weight=4.0, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y = x, y
+        self.batch_size, self.pos_weight = batch_size, pos_weight
+        self._y_preprocessed = seqkit.preprocess_once(lambda rows: np.where(rows == 1, self.pos_weight, 1.0), np.asarray(self.y))
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, idx):
+        lo, hi = idx * self.batch_size, (idx + 1) * self.batch_size
+        y = self.y[lo:hi]
+        w = self._y_preprocessed[lo:hi]
+        return self.x[lo:hi], y, w
+""",
+            runs="""
+import numpy as np
+gen = Weighted(np.arange(20.0).reshape(10, 2), np.arange(10) % 2, 4)
+result = [gen[i] for i in range(len(gen))]
+""",
+        ),
         # TensorFlow ops on the batch: a cast then a scale, and a one-hot by `depth`, in a module that
         # never imports NumPy (the fix adds it, with seqkit).
         Invalid(
