@@ -1006,11 +1006,12 @@ def _hoist_fix(ctx, seq, plan):
         )
         _, class_end = ctx.position(members[-1])
         edits.append(insert(line_start(class_end.row + 1), text))
+    what = f"`{plan.source}`" + (f" into `{plan.target}`" if plan.target != plan.source else "")
     if plan.direct is None:
         edits.append(ensure_import(ctx, "seqkit"))
-        title = f"Preprocess `{plan.target}` once at the end of `__init__` with `seqkit.preprocess_once`"
+        title = f"Preprocess {what} once at the end of `__init__` with `seqkit.preprocess_once`"
     else:
-        title = f"Preprocess `{plan.target}` once at the end of `__init__` (all rows in one call)"
+        title = f"Preprocess {what} once at the end of `__init__` (all rows in one call)"
     if not plan.safe:
         title += f" (unsafe: {plan.reason})"
     return make_fix(Applicability.SAFE if plan.safe else Applicability.UNSAFE, title, edits)

@@ -529,8 +529,14 @@ def test_segment_half_created_by_a_stopped_worker_is_removed():
 
 SCRIPT = textwrap.dedent(
     """
-    import json, multiprocessing, os, sys, time
+    import json, multiprocessing, os, signal, sys, time
     import numpy as np
+
+    # A script started from a terminal gets Ctrl-C as KeyboardInterrupt. A process started by the test
+    # runner inherits the runner's SIGINT disposition and signal mask, which a library loaded in the
+    # runner may have changed (ignored or blocked): then the Ctrl-C below would never arrive.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     class Slow:
         def __len__(self):
@@ -565,6 +571,7 @@ def test_real_ctrl_c_plain_exit_and_killed_parent_in_a_script(tmp_path, mode):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    runner = f"runner SIGINT {signal.getsignal(signal.SIGINT)!r}, blocked {signal.pthread_sigmask(signal.SIG_BLOCK, [])}"
     proc = subprocess.Popen(
         [sys.executable, str(script), mode],
         stdout=subprocess.PIPE,
@@ -583,7 +590,7 @@ def test_real_ctrl_c_plain_exit_and_killed_parent_in_a_script(tmp_path, mode):
         proc.kill()
     out, err = proc.communicate(timeout=60)
     if mode == "interrupt":
-        assert "KeyboardInterrupt" in err, f"exit code {proc.returncode}; stdout {out!r}; stderr {err[-2000:]!r}"
+        assert "KeyboardInterrupt" in err, f"exit code {proc.returncode}; {runner}; stdout {out!r}; stderr {err[-2000:]!r}"
         assert json.loads(out.splitlines()[-1]) == {"children": 0, "segments": []}
     if mode == "exit":
         assert proc.returncode == 0, err
