@@ -371,24 +371,17 @@ class _Extraction:
                 return None
             holder = ctx.code(origin_node)
             if target is not None:
-                base = origin.base.node if origin.base is not None else None
-                if not (isinstance(base, cst.Attribute) and is_self_attr(base) == location(origin)[0]
-                        and ctx.contains(origin_node, base)):
+                holder = _read_of(ctx, origin, origin_node, target)
+                if holder is None:
                     return None
-                renamed_read = origin_node.visit(_Swap({id(base): cst.parse_expression(f"self.{target}")}))
-                holder = cst.Module([]).code_for_node(renamed_read)
         read = holder  # what the frontier becomes
         if region.fork:
             # the raw rows stay as they are read; the frontier reads the new attribute's rows afresh,
             # with the same index, which must mean the same rows there
-            base = origin.base.node if origin.base is not None else None
             names = {n.value for n in walk(origin_node) if isinstance(n, cst.Name)} - {"self"}
-            if target is None or origin_stmt is None or not (
-                isinstance(base, cst.Attribute) and is_self_attr(base) == location(origin)[0]
-                and ctx.contains(origin_node, base)
-            ) or any(_rebound_between(ctx, func, name, origin_stmt, last, chain) for name in names):
+            read = _read_of(ctx, origin, origin_node, target) if target is not None and origin_stmt is not None else None
+            if read is None or any(_rebound_between(ctx, func, name, origin_stmt, last, chain) for name in names):
                 return None
-            read = cst.Module([]).code_for_node(origin_node.visit(_Swap({id(base): cst.parse_expression(f"self.{target}")})))
         loc = location(origin)
         base = loc[-1] if loc and isinstance(loc[-1], str) and loc[-1].isidentifier() else "rows"
         param = holder if not inline else _fresh(base, [*chain, *copied, *([frontier_stmt] if frontier_stmt else []),
@@ -878,6 +871,15 @@ def _supporting_definitions(ctx, flow, clean: CleanSteps, func, origin: Value, e
             copied.sort(key=lambda s: _start(ctx, s))
             return copied, moved
     return None
+
+
+def _read_of(ctx, origin: Value, origin_node, target: str) -> str | None:
+    """The code of the origin's read taking its rows from `self.<target>` (`self.y[lo:hi]` ->
+    `self._y_preprocessed[lo:hi]`); None when the read is not an index of the attribute itself."""
+    base = origin.base.node if origin.base is not None else None
+    if not (isinstance(base, cst.Attribute) and is_self_attr(base) == location(origin)[0] and ctx.contains(origin_node, base)):
+        return None
+    return cst.Module([]).code_for_node(origin_node.visit(_Swap({id(base): cst.parse_expression(f"self.{target}")})))
 
 
 def _gather_cast(ctx, region: Region):
