@@ -174,7 +174,7 @@ class ValueKinds:
                 if not isinstance(node, cst.Assign):
                     continue
                 for target in node.targets:
-                    value = _assigned_part(target.target, node.value, name)
+                    value = assigned_part(target.target, node.value, name)
                     if value is not False:
                         found.add(self._container(value))
         if "list" in found:
@@ -405,7 +405,7 @@ _ARRAY_FUNCTIONS = frozenset({
 })
 
 
-def _assigned_part(target, value, name: str):
+def assigned_part(target, value, name: str):
     """The expression `target = value` gives `self.<name>` (through tuple unpacking): None when the
     part cannot be told, False when the target does not bind it."""
     if is_self_attr(target) == name:
@@ -414,11 +414,11 @@ def _assigned_part(target, value, name: str):
         values = value.elements if isinstance(value, (cst.Tuple, cst.List)) else None
         for position, element in enumerate(target.elements):
             if isinstance(element, cst.StarredElement):
-                if _assigned_part(element.value, None, name) is not False:
+                if assigned_part(element.value, None, name) is not False:
                     return None
                 continue
             part = values[position].value if values is not None and position < len(values) else None
-            found = _assigned_part(element.value, part, name)
+            found = assigned_part(element.value, part, name)
             if found is not False:
                 return found
     return False

@@ -32,7 +32,7 @@ from functools import cached_property, lru_cache
 import libcst as cst
 
 from seqlint.analysis import effects
-from seqlint.analysis.arrays import ValueKinds, is_index_vector
+from seqlint.analysis.arrays import ValueKinds, assigned_part, is_index_vector
 from seqlint.analysis.hotpath import Phase, assignment_targets, children, is_self_attr, walk
 from seqlint.analysis.rowwise import call_table, module_binds, row_loop_header
 from seqlint.analysis.tables import elementwise_arithmetic, load_data_table
@@ -163,16 +163,11 @@ def attributes_made_by(ctx, seq, constructors: frozenset[str]) -> frozenset[str]
         for node in walk(method):
             value = node.value if isinstance(node, (cst.Assign, cst.AnnAssign)) else None
             for target in assignment_targets(node):
-                pairs = [(target, value)]
-                if isinstance(target, (cst.Tuple, cst.List)):  # `self.a, self.b = f(), g()`
-                    values = value.elements if isinstance(value, (cst.Tuple, cst.List)) and \
-                        len(value.elements) == len(target.elements) else [None] * len(target.elements)
-                    pairs = [(t.value, getattr(v, "value", None)) for t, v in zip(target.elements, values)]
-                for part, part_value in pairs:
-                    name = is_self_attr(part)
-                    if name is None:
-                        continue
-                    makes = isinstance(part_value, cst.Call) and ctx.qualified_name(part_value.func) in constructors
+                for name in {is_self_attr(n) for n in walk(target)} - {None}:
+                    part = assigned_part(target, value, name)  # through `self.a, self.b = f(), g()`
+                    if part is False:
+                        continue  # `self.a[i] = ...` writes into it, does not bind it
+                    makes = isinstance(part, cst.Call) and ctx.qualified_name(part.func) in constructors
                     made[name] = made.get(name, True) and makes
     return frozenset(name for name, always in made.items() if always)
 
