@@ -56,6 +56,7 @@ class FlowTables:
     stacking_calls: frozenset[str]
     copying_calls: frozenset[str]
     copying_methods: frozenset[str]
+    dtype_second_calls: frozenset[str]
     decoding_functions: frozenset[str]
     decoding_methods: frozenset[str]
     reduction_functions: frozenset[str]

@@ -895,7 +895,7 @@ def _gather_cast(ctx, region: Region):
             continue
         dtype = next((a.value for a in node.args if a.keyword is not None and a.keyword.value == "dtype"), None)
         positional = [a.value for a in node.args if a.keyword is None]
-        if dtype is None and len(positional) >= 2 and ctx.qualified_name(node.func) in _DTYPE_SECOND:
+        if dtype is None and len(positional) >= 2 and ctx.qualified_name(node.func) in flow_tables().dtype_second_calls:
             dtype = positional[1]
         if dtype is not None:
             found.append(dtype)
@@ -911,8 +911,6 @@ def _gather_cast(ctx, region: Region):
         root = root.value
     return dtype if isinstance(dtype, cst.Attribute) and isinstance(root, cst.Name) and root.value in ctx.imports else False
 
-
-_DTYPE_SECOND = frozenset({"numpy.array", "numpy.asarray", "numpy.asanyarray", "numpy.ascontiguousarray"})
 
 
 def _served_only(ctx, func, copied: list, moving: list) -> list:
