@@ -146,17 +146,20 @@ class ValueKinds:
             return None
         self._busy.add(key)
         kind, seen = None, False
+        replaced = self._replaced_in_init(name)
         for method in self.seq.methods.values():
             for node in walk(method.body):
                 if isinstance(node, cst.AugAssign) and is_self_attr(node.target) == name:
                     kind, seen = None, True
                     break
-                if not isinstance(node, cst.Assign):
+                if not isinstance(node, cst.Assign) or id(node) in replaced:
                     continue
                 for target in node.targets:
                     if not any(is_self_attr(n) == name for n in walk(target.target)):
                         continue
                     found = _assigned_kind(target.target, lambda t: is_self_attr(t) == name, self.of(node.value, method))
+                    if found is False:
+                        continue  # `self.x.y = ...`, `self.x[i] = ...`: it writes into the value, not the name
                     kind = found if not seen else _join(kind, found)
                     seen = True
             if seen and kind is None:
@@ -169,9 +172,10 @@ class ValueKinds:
         """"ndarray" when every assignment of `self.<name>` in the class makes a NumPy array, "list" when
         one makes a Python list or tuple, None when seqlint cannot tell (a constructor parameter)."""
         found = set()
+        replaced = self._replaced_in_init(name)
         for method in self.seq.methods.values():
             for node in walk(method.body):
-                if not isinstance(node, cst.Assign):
+                if not isinstance(node, cst.Assign) or id(node) in replaced:
                     continue
                 for target in node.targets:
                     value = assigned_part(target.target, node.value, name)
@@ -196,8 +200,52 @@ class ValueKinds:
             constructors, _ = _tables()
             if qual in constructors or qual in _ARRAY_FUNCTIONS:
                 return "ndarray"
+            if _one_array_from_function(self.ctx, value, qual):
+                return "ndarray"
         kind = self.of(value, None)
         return "ndarray" if kind is not None and kind.type == "ndarray" else None
+
+    def _may_read(self, node, name: str, seen: set[str]) -> bool:
+        """Whether code `node` runs, other than its own reads, may read `self.<name>`: a method of the class
+        it calls that reads it (or calls on), `self` handed to other code, a method that is not the class's."""
+        for sub in walk(node):
+            if isinstance(sub, cst.Arg) and isinstance(sub.value, cst.Name) and sub.value.value == "self":
+                return True
+            if not (isinstance(sub, cst.Call) and isinstance(sub.func, cst.Attribute)):
+                continue
+            method = is_self_attr(sub.func)
+            if method is None or method in seen:
+                continue
+            body = self.seq.methods.get(method)
+            if body is None:
+                return True  # inherited, or an attribute holding a callable: unknown code
+            seen.add(method)
+            if any(is_self_attr(n) == name for n in walk(body.body)) or self._may_read(body.body, name, seen):
+                return True
+        return False
+
+    def _replaced_in_init(self, name: str) -> set[int]:
+        """Assignments of `self.<name>` in `__init__` that a later one replaces before any other method
+        can see them: both are statements of `__init__`'s own body and nothing in between calls a method
+        or hands `self` on. (`self.x = x`, then `self.x = np.asarray(self.x)`: only the second is what
+        the other methods read.)"""
+        init = self.seq.methods.get("__init__")
+        if init is None:
+            return set()
+        replaced: set[int] = set()
+        pending: list[int] = []
+        for stmt in init.body.body:
+            assigns = [small for small in getattr(stmt, "body", ()) if isinstance(small, cst.Assign)] \
+                if isinstance(stmt, cst.SimpleStatementLine) else []
+            sets_it = [a for a in assigns if any(is_self_attr(t.target) == name for t in a.targets)]
+            if self._may_read(stmt, name, set()):
+                pending = []  # a method called here may read the value set so far
+            if sets_it:
+                replaced.update(pending)
+                pending = [id(a) for a in sets_it]
+            elif _writes_attribute(stmt, name):
+                pending = []  # written some other way (a tuple target, `+=`, in a branch): it may carry over
+        return replaced
 
     def _local(self, name: cst.Name, func: cst.FunctionDef | None) -> Kind | None:
         """The kind of the last top-level assignment of a local before its use."""
@@ -394,6 +442,40 @@ class ValueKinds:
         self._busy.discard(name)
         self._returns[name] = kind
         return kind
+
+
+def _one_array_from_function(ctx, call: cst.Call, qual: str | None) -> bool:
+    """A call of arrays.toml's `array_results` that applies a function to arrays and returns what the
+    function returns, stacked (seqkit.preprocess_once): one ndarray when the function is a lambda whose
+    body computes one array, not a tuple or a dict of them."""
+    spec = load_data_table("arrays.toml").get("array_results", {}).get(qual or "")
+    if spec is None:
+        return False
+    keywords = {a.keyword.value for a in call.args if a.keyword is not None}
+    if keywords & set(spec.get("other_results", ())):
+        return False
+    positional = [a.value for a in call.args if a.keyword is None and not a.star]
+    fn = positional[spec["function"]] if len(positional) > spec["function"] else None
+    if not isinstance(fn, cst.Lambda) or len(fn.params.params) != 1:
+        return False
+    body, param = fn.body, fn.params.params[0].name.value
+    if isinstance(body, cst.Call) and isinstance(body.func, cst.Attribute) \
+            and body.func.attr.value in spec.get("array_methods", ()):
+        return param in names_in(body.func.value)
+    if isinstance(body, cst.Call):
+        called = ctx.qualified_name(body.func) or ""
+        constructors, _ = _tables()
+        return called in constructors or called in _ARRAY_FUNCTIONS
+    return isinstance(body, (cst.BinaryOperation, cst.UnaryOperation)) and param in names_in(body)
+
+
+def _writes_attribute(stmt, name: str) -> bool:
+    for node in walk(stmt):
+        targets = [node.target] if isinstance(node, (cst.AugAssign, cst.AnnAssign)) else \
+            [t.target for t in node.targets] if isinstance(node, cst.Assign) else []
+        if any(is_self_attr(n) == name for t in targets for n in walk(t)):
+            return True
+    return False
 
 
 # NumPy functions that always return an ndarray (besides the constructors of arrays.toml).

@@ -659,7 +659,7 @@ def _loop_edits(ctx, flow, func, loop, index_name, key, keys_node, frontier, fro
         if loop.elt is not frontier.node:
             return [replace(ctx, frontier.node, f"{take}([{key}])[0]")], False
         return [replace(ctx, loop, f"list({take}({keys_code}))")], False
-    fill = _fill_target(frontier_stmt, frontier.node, index_name)
+    fill = fill_target(frontier_stmt, frontier.node, index_name)
     if fill is not None and whole_rows:
         fill = fill[0], []  # the packed rows are whole padded rows
     elif whole_rows:
@@ -784,7 +784,7 @@ def _padded_row(ctx, flow, func, loop, frontier: Value, index_name) -> _Padded |
     assign = stmt.body[0]
     if frontier not in flow.values_at(assign.value):
         return None
-    fill = _fill_target(stmt, assign.value, index_name)
+    fill = fill_target(stmt, assign.value, index_name)
     if fill is None or not fill[1]:
         return None
     array, rest = fill
@@ -830,7 +830,7 @@ def _named_fill(ctx, flow, frontier: Value, index_name):
     value = stmt.body[0].value
     if not isinstance(value, cst.Name) or frontier not in flow.values_at(value):
         return None
-    return stmt if _fill_target(stmt, value, index_name) is not None else None
+    return stmt if fill_target(stmt, value, index_name) is not None else None
 
 
 def _indexed_keys(flow, key: str, parts: list) -> str | None:
@@ -865,7 +865,7 @@ def _fresh_name(base: str, parts: list) -> str:
     return name
 
 
-def _fill_target(stmt, value_node, index_name):
+def fill_target(stmt, value_node, index_name):
     """("X", [rest of the index]) for `X[i] = sample`, `X[i,] = sample`, `X[i, ..., 0] = sample`."""
     if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
         return None

@@ -8,10 +8,12 @@ import libcst as cst
 
 from seqlint.analysis import effects
 from seqlint.analysis.arrays import ValueKinds, dtype_class, is_index_vector
-from seqlint.analysis.hotpath import Phase, names_in, walk
+from seqlint.analysis.hoisting import statement_lines
+from seqlint.analysis.hotpath import Phase, assignment_targets, bound_names, is_self_attr, names_in, walk
+from seqlint.analysis.packing import fill_target
 from seqlint.analysis.tables import elementwise_numpy
-from seqlint.findings import Applicability, Edit
-from seqlint.fixes import make_fix
+from seqlint.findings import Applicability, Edit, Location
+from seqlint.fixes import indentation_of, insert_lines_before, make_fix
 from seqlint.rules.base import Invalid, Rule
 
 _ARITH = (
@@ -47,6 +49,11 @@ flagged here.
 
 It also flags a loop that gathers an array one row, or one window `a[s:s + n]`, at a time into a list
 (`for i in rows: parts.append(self.x[i])`): NumPy takes all of them with one index.
+
+It flags a loop that fills a batch array one row at a time by id from an array
+(`for i, ID in enumerate(ids): X[i,] = self.images[ID].reshape(28, 28, 1)`, the Stanford template
+fed from memory): one fancy index takes every row at once. Only rows from an ndarray count; a dict of
+labels or a list of arrays takes no id list, and such statements stay in the loop unreported.
 
 And a loop that copies a sequence into an array one element at a time
 (`for j in range(len(seq)): padded[i, j] = seq[j]`, `for j, t in enumerate(tokens): out[i][j] = t`):
@@ -86,6 +93,21 @@ is one fancy index:
 batch = np.vstack([np.empty((0, 8)), self.x[rows]])
 ```
 
+A batch filled row by row:
+```python
+X = np.empty((len(ids), 28, 28, 1))
+for i, ID in enumerate(ids):
+    X[i,] = self.images[ID].reshape(28, 28, 1)
+    y[i] = self.labels[ID]
+```
+takes the rows with one index; the dict lookup stays in the loop:
+```python
+X = np.empty((len(ids), 28, 28, 1))
+X[:len(ids)] = self.images[ids].reshape(len(ids), 28, 28, 1)
+for i, ID in enumerate(ids):
+    y[i] = self.labels[ID]
+```
+
 ## Fix safety
 The fix handles the loop `for i in range(len(a))` (or `range(a.shape[0])`, `enumerate(a)`) whose body
 is the single statement `a[i] = <expression of a[i]>` or `a[i] <op>= <expression>`, where the
@@ -115,6 +137,19 @@ never exceeds the sequence (`len(seq)`, `min(len(seq), n)`, `enumerate(seq)`) an
 ndarray made in the function; otherwise **unsafe** (`range(n)` past the end of `seq` raises in the
 loop, while the slice copies fewer elements). A copy that advances a counter of its own
 (`out[i, k] = box; k += 1`) is reported without a fix.
+A fill `X[i] = a[k]` (or `a[ids[i]]`, with `.reshape(...)`/`.astype(...)` on the row) in
+`for i, k in enumerate(ids)` or `for i in range(len(ids))` becomes `X[:len(ids)] = a[ids]` (a reshape
+takes the row count first), placed before the loop; the loop keeps its other statements, or goes.
+It is offered only when `a` is an ndarray (made by NumPy, by a `seqkit.preprocess_once` of one array,
+or replaced by one in `__init__` before any method reads it) and `X` an ndarray the function made,
+and when the rest of the loop neither reads `X` nor changes what the fill reads. It is **safe** when
+`ids` is a 1-D integer array or a range, the row has the batch row's shape (reshaped to the very
+shape `X` was allocated with after its first axis, or both ranks known and equal), and the rest of
+the loop calls nothing that could see the order of the writes. Otherwise **unsafe**: a list of
+tuples picks single elements one at a time but rows as one index; a row of lower rank than the
+batch's row broadcasts against the batch axis when all rows go at once; `reshape(n, -1)` raises for
+an empty batch, where the loop did nothing. An error in the rest of the loop now comes after the
+fills instead of between them (the batch is a local, so nothing can tell).
 A window gather `a[s:s + n]` over a 1-D array becomes `a[starts[:, None] + np.arange(n)]` and is
 **unsafe** too: for a window running past the end the slice is shorter (and the stack raises or mixes
 lengths) where the index raises IndexError, and a negative start reads the array from its end.
@@ -178,6 +213,29 @@ class Matrix:
         for j in range(len(row)):
             row[j] = row[j] * 2
         return row
+""",
+        # A batch filled by id from a list of arrays and a dict of labels: neither takes the id list as
+        # one index, so the loop is how it has to be.
+        """
+import numpy as np
+import keras
+
+
+class Clips(keras.utils.PyDataset):
+    def __init__(self, paths, labels, **kwargs):
+        super().__init__(**kwargs)
+        self.clips = [np.load(p) for p in paths]
+        self.labels = labels
+        self.ids = list(labels)
+
+    def __getitem__(self, idx):
+        ids = self.ids[idx * 8:(idx + 1) * 8]
+        x = np.zeros((len(ids), 100))
+        y = np.zeros(len(ids))
+        for i, k in enumerate(ids):
+            x[i] = self.clips[k]
+            y[i] = self.labels[k]
+        return x, y
 """,
     ]
 
@@ -477,6 +535,126 @@ gen.starts = __import__("numpy").arange(0, 18, 2)
 result = [gen[0], gen[1], gen[2]]
 """,
         ),
+        # The Stanford template fed from memory: rows by id from an array into a batch made with
+        # np.empty, labels from a dict. The fill leaves the loop as one index (safe: the ids are a slice of
+        # an integer range, the row is reshaped to the batch's own row shape); the dict lookup stays.
+        Invalid(
+            """import numpy as np
+import keras
+
+
+class Letters(keras.utils.PyDataset):
+    def __init__(self, pixels, labels, batch_size=4, dim=(4, 4), **kwargs):
+        super().__init__(**kwargs)
+        self.pixels = np.asarray(pixels, dtype=np.uint8)
+        self.labels = labels
+        self.dim = dim
+        self.batch_size = batch_size
+        self.order = np.arange(len(self.pixels))
+
+    def __len__(self):
+        return -(-len(self.order) // self.batch_size)
+
+    def __getitem__(self, idx):
+        ids = self.order[idx * self.batch_size:(idx + 1) * self.batch_size]
+        X = np.empty((len(ids), *self.dim, 1))
+        y = np.empty(len(ids), dtype=int)
+        for i, ID in enumerate(ids):
+            # one flat row per letter
+            X[i,] = self.pixels[ID].reshape(*self.dim, 1)
+
+            y[i] = self.labels[ID]
+        return X / 255.0, y
+""",
+            expected=[(21, 9)],
+            fixed="""import numpy as np
+import keras
+
+
+class Letters(keras.utils.PyDataset):
+    def __init__(self, pixels, labels, batch_size=4, dim=(4, 4), **kwargs):
+        super().__init__(**kwargs)
+        self.pixels = np.asarray(pixels, dtype=np.uint8)
+        self.labels = labels
+        self.dim = dim
+        self.batch_size = batch_size
+        self.order = np.arange(len(self.pixels))
+
+    def __len__(self):
+        return -(-len(self.order) // self.batch_size)
+
+    def __getitem__(self, idx):
+        ids = self.order[idx * self.batch_size:(idx + 1) * self.batch_size]
+        X = np.empty((len(ids), *self.dim, 1))
+        y = np.empty(len(ids), dtype=int)
+        # one flat row per letter
+        X[:len(ids)] = self.pixels[ids].reshape(len(ids), *self.dim, 1)
+        for i, ID in enumerate(ids):
+            y[i] = self.labels[ID]
+        return X / 255.0, y
+""",
+            runs="""
+import numpy as np
+gen = Letters(np.arange(80).reshape(5, 16) * 3, {k: k % 3 for k in range(5)})
+result = [gen[0], gen[1]]  # the second batch has one row
+""",
+        ),
+        # Every statement of the loop fills from an array: the loop goes. Unsafe: the keys are a list of
+        # unknown items (a tuple would pick one element where the list of them picks rows), and
+        # `reshape(n, -1, 1)` fails for an empty batch, where the loop did nothing.
+        Invalid(
+            """import numpy as np
+from tensorflow import keras
+
+
+class Frames(keras.utils.Sequence):
+    def __init__(self, clips, scores, names, batch_size=3):
+        self.clips = np.stack(clips)
+        self.scores = np.asarray(scores, dtype=np.float32)
+        self.names = names
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return (len(self.names) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, idx):
+        keys = [int(n.split("_")[1]) for n in self.names[idx * self.batch_size:(idx + 1) * self.batch_size]]
+        batch = np.zeros((len(keys), 6, 1), dtype=np.float32)
+        target = np.zeros((len(keys), 1))
+        for i in range(len(keys)):
+            batch[i] = self.clips[keys[i]].reshape(-1, 1)  # frames as a column
+            target[i, 0] = self.scores[keys[i]]
+        return batch, target
+""",
+            expected=[19],
+            fixed="""import numpy as np
+from tensorflow import keras
+
+
+class Frames(keras.utils.Sequence):
+    def __init__(self, clips, scores, names, batch_size=3):
+        self.clips = np.stack(clips)
+        self.scores = np.asarray(scores, dtype=np.float32)
+        self.names = names
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return (len(self.names) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, idx):
+        keys = [int(n.split("_")[1]) for n in self.names[idx * self.batch_size:(idx + 1) * self.batch_size]]
+        batch = np.zeros((len(keys), 6, 1), dtype=np.float32)
+        target = np.zeros((len(keys), 1))
+        batch[:len(keys)] = self.clips[keys].reshape(len(keys), -1, 1)  # frames as a column
+        target[:len(keys), 0] = self.scores[keys]
+        return batch, target
+""",
+            runs="""
+import numpy as np
+gen = Frames([np.arange(6.0) * k for k in range(5)], [0.5 * k for k in range(5)], [f"clip_{k}" for k in (4, 0, 3, 1, 2)])
+result = [gen[0], gen[1]]
+""",
+        ),
     ]
 
     def check(self, ctx):
@@ -489,7 +667,17 @@ result = [gen[0], gen[1], gen[2]]
                 finding = None
                 gather = _gather_loop(ctx, node) if isinstance(node, cst.For) else None
                 copy = _element_copy(ctx, node) if isinstance(node, cst.For) else None
-                if gather is not None and (
+                fill = _fill_loop(ctx, node, func, kinds) if isinstance(node, cst.For) else None
+                if fill is not None:
+                    filled = ", ".join(dict.fromkeys(f"`{ctx.code(m.array)}`" for m in fill.moves))
+                    finding = ctx.report(
+                        self,
+                        node,
+                        f"Python loop over `{ctx.code(fill.ids)}` fills `{fill.moves[0].batch}` one row at a time "
+                        f"from {filled}; index it once with the whole id list",
+                        fix=_fill_fix(ctx, fill, func, kinds),
+                    )
+                elif gather is not None and (
                     ctx.is_sample_data(gather.piece) or _over_data(ctx, node, {gather.index})
                     or _self_attribute(gather.array)
                 ):
@@ -1103,3 +1291,228 @@ def _copy_fix(ctx, copy: _Copy, func):
 def _self_attribute(expr) -> bool:
     """`self.x`: a dataset attribute, whose rows a gather loop picks even when the picks are fixed."""
     return isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self"
+
+
+# ---------------------------------------------------------------------------------------------------
+# A batch filled one row at a time from an array: `for i, k in enumerate(ids): X[i] = self.x[k]` is one
+# fancy index, `X[:len(ids)] = self.x[ids]`. Statements that fill from a dict or call functions stay.
+
+_ROW_METHODS = ("reshape", "astype")  # what a fill may do to the row on its way into the batch
+
+
+class _Move(NamedTuple):
+    line: cst.SimpleStatementLine   # the fill, which leaves the loop
+    target: cst.Subscript           # `X[i]`, `X[i,]`, `X[i, ..., 0]`
+    batch: str                      # `X`: an ndarray the function made
+    array: cst.BaseExpression       # `self.x`: an ndarray the row comes from
+    methods: list                   # `.reshape(...)`/`.astype(...)` calls on the row, innermost first
+
+
+class _FillLoop(NamedTuple):
+    loop: cst.For
+    counter: str                    # `i`: the batch row the loop writes
+    ids: cst.BaseExpression         # what the loop walks: the rows' ids
+    moves: list                     # the fills that become one index each
+    stays: list                     # every other statement of the body, in order
+
+
+def _fill_loop(ctx, loop: cst.For, func, kinds: ValueKinds) -> _FillLoop | None:
+    """The loop when it fills a batch array row by row from ndarrays (and may do other things too)."""
+    if loop.orelse is not None or loop.asynchronous is not None or not isinstance(loop.body, cst.IndentedBlock):
+        return None
+    header = _fill_header(ctx, loop)
+    if header is None or _exits(loop.body) or any(isinstance(n, cst.Continue) for n in walk(loop.body)):
+        return None
+    counter, item, ids = header
+    moves, stays = [], []
+    for stmt in loop.body.body:
+        move = _fill_move(ctx, stmt, counter, item, ids, func, kinds)
+        (moves if move is not None else stays).append(move or stmt)
+    if not moves:
+        return None
+    read = set().union(*(_variables(m.array) | _variables(ids) | {n for c in m.methods for n in _variables(c)}
+                         for m in moves))
+    batches = {m.batch for m in moves}
+    for stmt in stays:
+        if _variables(stmt) & batches:
+            return None  # the rest of the body reads or writes the batch the fills write
+        written = {n for node in walk(stmt) for t in assignment_targets(node) for n in _variables(t)}
+        if written & read or bound_names(stmt) & read:
+            return None  # ... or changes what they read
+    return _FillLoop(loop, counter, ids, moves, stays)
+
+
+def _variables(node) -> set[str]:
+    """The variables `node` uses: its bare names, not the attribute names (`masks` in `self.masks`)."""
+    attributes = {id(n.attr) for n in walk(node) if isinstance(n, cst.Attribute)}
+    return {n.value for n in walk(node) if isinstance(n, cst.Name) and id(n) not in attributes}
+
+
+def _fill_header(ctx, loop: cst.For):
+    """(counter, item or None, ids) for `for i, k in enumerate(ids)` and `for i in range(len(ids))`."""
+    it = loop.iter
+    if not isinstance(it, cst.Call) or len(it.args) != 1 or it.args[0].keyword is not None or it.args[0].star:
+        return None
+    qual, arg = ctx.qualified_name(it.func), it.args[0].value
+    if qual == "enumerate" and isinstance(loop.target, cst.Tuple) and len(loop.target.elements) == 2:
+        counter, item = (e.value for e in loop.target.elements)
+        if not (isinstance(counter, cst.Name) and isinstance(item, cst.Name)):
+            return None
+        counter, item, ids = counter.value, item.value, arg
+    elif qual == "range" and isinstance(loop.target, cst.Name) and _is_len(arg):
+        counter, item, ids = loop.target.value, None, arg.args[0].value
+    else:
+        return None
+    # `ids` is evaluated again by the fix (`len(ids)`, `x[ids]`): it must be a plain read
+    if not isinstance(ids, (cst.Name, cst.Attribute, cst.Subscript)) or any(isinstance(n, cst.Call) for n in walk(ids)):
+        return None
+    if {counter, item} & _variables(ids):
+        return None
+    return counter, item, ids
+
+
+def _fill_move(ctx, stmt, counter: str, item: str | None, ids, func, kinds: ValueKinds) -> _Move | None:
+    if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)):
+        return None
+    assign = stmt.body[0]
+    found = fill_target(stmt, assign.value, counter)
+    if found is None:
+        return None
+    batch, _rest = found
+    value, methods = assign.value, []
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value in _ROW_METHODS:
+        methods.insert(0, value)
+        value = value.func.value
+    if not (isinstance(value, cst.Subscript) and len(value.slice) == 1 and isinstance(value.slice[0].slice, cst.Index)):
+        return None
+    index = value.slice[0].slice.value
+    picks_item = item is not None and isinstance(index, cst.Name) and index.value == item
+    picks_id = ctx.code(index).replace(" ", "") == f"{ctx.code(ids).replace(' ', '')}[{counter}]"
+    array = value.value
+    if not (picks_item or picks_id) or not isinstance(array, (cst.Name, cst.Attribute)):
+        return None
+    loop_names = {counter, item, batch} - {None}
+    if loop_names & _variables(array) or any(loop_names & _variables(a) for call in methods for a in call.args):
+        return None
+    if not (ctx.is_sample_data(value) or _self_attribute(array)):
+        return None
+    # Only an ndarray takes the whole id list as one index (a dict of labels, a list of arrays do not),
+    # and only a batch the function made as an ndarray takes the rows as one slice.
+    attr = is_self_attr(array)
+    container = kinds.attribute_container(attr) if attr is not None else \
+        ("ndarray" if (kind := kinds.of(array, func)) is not None and kind.type == "ndarray" else None)
+    if container != "ndarray" or not _is_ndarray(ctx, func, batch, stmt):
+        return None
+    return _Move(stmt, assign.targets[0].target, batch, array, methods)
+
+
+def _fill_fix(ctx, fill: _FillLoop, func, kinds: ValueKinds):
+    ids = ctx.code(fill.ids)
+    count = f"len({ids})"
+    lines, statements, safe = [], [], is_index_vector(kinds.of(fill.ids, func))
+    for move in fill.moves:
+        rest = "".join(f", {ctx.code(element.slice)}" for element in move.target.slice[1:])
+        gathered = f"{ctx.code(move.array)}[{ids}]"
+        for call in move.methods:
+            args = _with_rows_first(ctx, call, count) if call.func.attr.value == "reshape" else _arguments(ctx, call.args)
+            if args is None:
+                return None
+            gathered += f".{call.func.attr.value}({args})"
+            if any(isinstance(n, cst.UnaryOperation) for n in walk(call)):
+                safe = False  # `reshape(n, -1)` fails for an empty batch, where the loop did nothing
+        comments = [ln.comment.value for ln in move.line.leading_lines if ln.comment is not None]
+        trailing = move.line.trailing_whitespace.comment
+        statement = f"{move.batch}[:{count}{rest}] = {gathered}"
+        statements.append(statement)
+        lines += comments + [statement + (f"  {trailing.value}" if trailing else "")]
+        safe = safe and _same_row_shape(ctx, kinds, func, move)
+    # The fills now run before the rest of the body: the same unless that calls code that could see them.
+    safe = safe and all(_allowed_call(ctx, n) for stmt in fill.stays for n in walk(stmt) if isinstance(n, cst.Call))
+    applicability = Applicability.SAFE if safe else Applicability.UNSAFE
+    loop = fill.loop
+    message = f"Fill with one index: `{statements[0]}`" + (" and more" if len(statements) > 1 else "")
+    if not fill.stays:
+        indent = indentation_of(ctx, loop)
+        header = loop.body.header.comment
+        text = "\n".join(([header.value] if header else []) + lines).replace("\n", "\n" + indent)
+        start, end = ctx.position(loop)
+        return make_fix(applicability, message, [Edit(text, start, end)])
+    rows: set[int] = set()
+    for move in fill.moves:
+        first, last = statement_lines(ctx, move.line)
+        rows.update(range(first, last + 1))
+    # blank lines that would open the loop's body once the fills before them are gone
+    body = loop.body.body
+    opening = next(k for k, stmt in enumerate(body) if stmt is fill.stays[0])
+    if opening:
+        first_kept = ctx.position(fill.stays[0])[0].row - len(fill.stays[0].leading_lines)
+        for offset, line in enumerate(fill.stays[0].leading_lines):
+            if line.comment is not None:
+                break
+            rows.add(first_kept + offset)
+    edits = [insert_lines_before(ctx, loop, lines)]
+    for first, last in _runs(sorted(rows)):
+        edits.append(Edit("", Location(first, 1), Location(last + 1, 1)))
+    return make_fix(applicability, message, edits)
+
+
+def _with_rows_first(ctx, call: cst.Call, count: str) -> str | None:
+    """The arguments of a row's `.reshape(...)` for all rows at once: the row count in front."""
+    positional = [a for a in call.args if a.keyword is None]
+    keywords = [a for a in call.args if a.keyword is not None]
+    if not positional:
+        return None
+    if len(positional) == 1 and not positional[0].star:
+        shape = positional[0].value
+        if isinstance(shape, cst.Tuple):
+            inner = ", ".join(ctx.code(el.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for el in shape.elements)
+            return _arguments(ctx, keywords, f"({count}, {inner})")
+        if not isinstance(shape, (cst.Integer, cst.UnaryOperation)):
+            return None  # a shape in a name: an int or a tuple, which take the count differently
+    return _arguments(ctx, [*positional, *keywords], count)
+
+
+def _arguments(ctx, args, first: str | None = None) -> str:
+    parts = ([first] if first else []) + [ctx.code(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for a in args]
+    return ", ".join(parts)
+
+
+def _same_row_shape(ctx, kinds: ValueKinds, func, move: _Move) -> bool:
+    """The row has the shape of the batch's row, so the rows broadcast into the slice as each row did
+    into its place (a row of lower rank broadcasts differently against many rows): the row is reshaped
+    to the very shape the batch was allocated with after its first axis, or both ranks are known."""
+    if len(move.target.slice) != 1:
+        return False
+    batch = next(n for n in walk(move.target) if isinstance(n, cst.Name) and n.value == move.batch)
+    allocation = kinds.reaching_assignment(batch, func)
+    shape = allocation.value.args[0].value if allocation is not None and isinstance(allocation.value, cst.Call) \
+        and allocation.value.args and allocation.value.args[0].keyword is None else None
+    reshapes = [call for call in move.methods if call.func.attr.value == "reshape"]
+    if reshapes and isinstance(shape, cst.Tuple) and len(shape.elements) > 1:
+        last = reshapes[-1]
+        wanted = "".join(ctx.code(el.with_changes(comma=cst.MaybeSentinel.DEFAULT)) + "," for el in shape.elements[1:])
+        given = last.args[0].value if len(last.args) == 1 and isinstance(last.args[0].value, cst.Tuple) else None
+        args = given.elements if given is not None else [a for a in last.args if a.keyword is None]
+        written = "".join(ctx.code(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) + "," for a in args)
+        if written.replace(" ", "") == wanted.replace(" ", ""):
+            return True
+    if reshapes:
+        return False
+    batch_kind, array_kind = kinds.of(batch, func), kinds.of(move.array, func)
+    return batch_kind is not None and array_kind is not None and batch_kind.rank is not None \
+        and batch_kind.rank == array_kind.rank
+
+
+def _runs(rows: list[int]):
+    """(first, last) of each run of consecutive rows."""
+    start = previous = None
+    for row in rows:
+        if start is None:
+            start = previous = row
+        elif row == previous + 1:
+            previous = row
+        else:
+            yield start, previous
+            start = previous = row
+    if start is not None:
+        yield start, previous

@@ -194,3 +194,52 @@ def test_dtype_classes():
     assert [dtype_class(d) for d in ("int32", "uint8", "float16", "bool", "number", "any", "object")] == [
         "int", "int", "float", "bool", "number", "any", "any",
     ]
+
+
+def test_an_init_assignment_replaced_before_any_method_can_read_it_does_not_count():
+    kinds, _ = _kinds("""
+        def __init__(self, images, labels, masks, frames, ids):
+            self.images = images
+            self.labels = labels
+            self.masks = masks
+            self.frames = frames
+            self.ids = ids
+            self.order = np.arange(len(ids))
+            self.on_epoch_end()  # reads self.ids, not self.images
+            self.images = np.asarray(self.images, dtype=np.float32)
+            self.ids = np.asarray(self.ids)
+            self.peek()
+            self.labels = np.asarray(self.labels)
+            if len(masks):
+                self.masks = np.stack(masks)
+            self.frames = np.asarray(self.frames)
+            self.frames, self.count = self.frames[1:], 0
+
+        def on_epoch_end(self):
+            self.order = np.arange(len(self.ids))
+
+        def peek(self):
+            return self.labels[0]
+    """)
+    assert kinds.attribute_container("images") == "ndarray"
+    assert kinds.attribute("images") is None or kinds.attribute("images").dtype == "float32"
+    assert kinds.attribute_container("ids") is None  # on_epoch_end reads the value given to the constructor
+    assert kinds.attribute_container("labels") is None  # so does peek
+    assert kinds.attribute_container("masks") is None  # replaced in a branch only
+    assert kinds.attribute_container("frames") is None  # then rebound by a tuple target
+
+
+def test_preprocess_once_of_a_lambda_computing_one_array_is_an_ndarray():
+    source = HEADER.replace("import numpy as np", "import numpy as np\nimport seqkit") + textwrap.indent(textwrap.dedent("""
+        def __init__(self, x, y, z, w):
+            self.x = seqkit.preprocess_once(lambda rows: rows / 255.0, np.asarray(x))
+            self.y = seqkit.preprocess_once(lambda rows: rows.astype(np.float32), np.asarray(y))
+            self.z = seqkit.preprocess_once(lambda rows: (rows, rows), np.asarray(z))
+            self.w = seqkit.preprocess_once(lambda rows: rows / 255.0, np.asarray(w), cache_dir="c", shard_mb=64)
+    """), "    ")
+    ctx = ModuleContext(source, "gen.py", cst.parse_module(source))
+    kinds = ValueKinds(ctx, ctx.sequences[0])
+    assert kinds.attribute_container("x") == "ndarray"
+    assert kinds.attribute_container("y") == "ndarray"
+    assert kinds.attribute_container("z") is None  # a tuple of two arrays
+    assert kinds.attribute_container("w") is None  # shards: a seqkit.ShardedArray
