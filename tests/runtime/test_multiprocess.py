@@ -536,7 +536,13 @@ SCRIPT = textwrap.dedent(
     # runner inherits the runner's SIGINT disposition and signal mask, which a library loaded in the
     # runner may have changed (ignored or blocked): then the Ctrl-C below would never arrive.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def interrupted(signum, frame):
+        # Python's own handler, after leaving a mark that the signal got here (see the test)
+        open(sys.argv[2], "a").close()
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, interrupted)
 
     class Slow:
         def __len__(self):
@@ -572,8 +578,9 @@ def test_real_ctrl_c_plain_exit_and_killed_parent_in_a_script(tmp_path, mode):
     script.write_text(SCRIPT)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     runner = f"runner SIGINT {signal.getsignal(signal.SIGINT)!r}, blocked {signal.pthread_sigmask(signal.SIG_BLOCK, [])}"
+    seen = tmp_path / "sigint-seen"
     proc = subprocess.Popen(
-        [sys.executable, str(script), mode],
+        [sys.executable, str(script), mode, str(seen)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -585,6 +592,18 @@ def test_real_ctrl_c_plain_exit_and_killed_parent_in_a_script(tmp_path, mode):
     if mode == "interrupt":
         time.sleep(0.3)
         os.killpg(proc.pid, signal.SIGINT)
+        # Ctrl-C pressed again when the first one never reached the script's handler: on this shared
+        # machine a SIGINT was twice not delivered at all (the script ran to its end, exit 0), which is
+        # not seqkit's doing (the parent never ignores or blocks SIGINT). One that reached the handler
+        # but did not stop the loop would be seqkit's: that fails below, as before.
+        for _ in range(3):
+            try:
+                proc.wait(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                if seen.exists():
+                    break
+                os.killpg(proc.pid, signal.SIGINT)
     if mode == "killed":  # no cleanup code runs: workers see their pipe close, the resource tracker
         time.sleep(0.3)  # unlinks the segments once they are gone
         proc.kill()
