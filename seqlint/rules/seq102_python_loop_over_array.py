@@ -1457,24 +1457,27 @@ def _fill_fix(ctx, fill: _FillLoop, func, kinds: ValueKinds):
 
 
 def _with_rows_first(ctx, call: cst.Call, count: str) -> str | None:
-    """The arguments of a row's `.reshape(...)` for all rows at once: the row count in front."""
+    """The arguments of a row's `.reshape(...)` for all rows at once: the row count in front. None for a
+    reshape in another memory order (`order="F"` would interleave the rows) or of a shape held in a name
+    (an int or a tuple, which take the count differently)."""
     positional = [a for a in call.args if a.keyword is None]
-    keywords = [a for a in call.args if a.keyword is not None]
-    if not positional:
+    if not positional or any(a.keyword is not None for a in call.args):
         return None
     if len(positional) == 1 and not positional[0].star:
         shape = positional[0].value
         if isinstance(shape, cst.Tuple):
-            inner = ", ".join(ctx.code(el.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for el in shape.elements)
-            return _arguments(ctx, keywords, f"({count}, {inner})")
+            return f"({count}, {_elements(ctx, shape.elements)})"
         if not isinstance(shape, (cst.Integer, cst.UnaryOperation)):
-            return None  # a shape in a name: an int or a tuple, which take the count differently
-    return _arguments(ctx, [*positional, *keywords], count)
+            return None
+    return f"{count}, {_arguments(ctx, positional)}"
 
 
-def _arguments(ctx, args, first: str | None = None) -> str:
-    parts = ([first] if first else []) + [ctx.code(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for a in args]
-    return ", ".join(parts)
+def _arguments(ctx, args) -> str:
+    return ", ".join(ctx.code(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for a in args)
+
+
+def _elements(ctx, elements) -> str:
+    return ", ".join(ctx.code(e.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for e in elements)
 
 
 def _same_row_shape(ctx, kinds: ValueKinds, func, move: _Move) -> bool:
@@ -1484,23 +1487,24 @@ def _same_row_shape(ctx, kinds: ValueKinds, func, move: _Move) -> bool:
     if len(move.target.slice) != 1:
         return False
     batch = next(n for n in walk(move.target) if isinstance(n, cst.Name) and n.value == move.batch)
-    allocation = kinds.reaching_assignment(batch, func)
-    shape = allocation.value.args[0].value if allocation is not None and isinstance(allocation.value, cst.Call) \
-        and allocation.value.args and allocation.value.args[0].keyword is None else None
     reshapes = [call for call in move.methods if call.func.attr.value == "reshape"]
-    if reshapes and isinstance(shape, cst.Tuple) and len(shape.elements) > 1:
-        last = reshapes[-1]
-        wanted = "".join(ctx.code(el.with_changes(comma=cst.MaybeSentinel.DEFAULT)) + "," for el in shape.elements[1:])
-        given = last.args[0].value if len(last.args) == 1 and isinstance(last.args[0].value, cst.Tuple) else None
-        args = given.elements if given is not None else [a for a in last.args if a.keyword is None]
-        written = "".join(ctx.code(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) + "," for a in args)
-        if written.replace(" ", "") == wanted.replace(" ", ""):
-            return True
     if reshapes:
-        return False
+        allocation = kinds.reaching_assignment(batch, func)
+        call = allocation.value if allocation is not None else None
+        if not (isinstance(call, cst.Call) and ctx.qualified_name(call.func) in _ALLOCATIONS and call.args
+                and call.args[0].keyword is None and isinstance(call.args[0].value, cst.Tuple)):
+            return False
+        last = reshapes[-1]
+        given = last.args[0].value if len(last.args) == 1 and isinstance(last.args[0].value, cst.Tuple) else None
+        written = _elements(ctx, given.elements) if given is not None else _arguments(ctx, last.args)
+        wanted = _elements(ctx, call.args[0].value.elements[1:])
+        return written.replace(" ", "") == wanted.replace(" ", "")
     batch_kind, array_kind = kinds.of(batch, func), kinds.of(move.array, func)
     return batch_kind is not None and array_kind is not None and batch_kind.rank is not None \
         and batch_kind.rank == array_kind.rank
+
+
+_ALLOCATIONS = ("numpy.empty", "numpy.zeros", "numpy.ones", "numpy.full")
 
 
 def _runs(rows: list[int]):

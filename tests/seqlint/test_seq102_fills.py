@@ -69,3 +69,10 @@ def test_an_attribute_made_an_array_later_in_init_counts_as_one():
     assert finding.fix is not None
     stored_only = _case("Letters").replace("self.pixels = np.asarray(pixels, dtype=np.uint8)", "self.pixels = pixels")
     assert _fills(stored_only) == []  # a list of rows would take no id list
+
+
+def test_no_fix_for_a_reshape_in_fortran_order():
+    # Reshaping all rows at once in Fortran order would interleave them: reported, not rewritten.
+    source = _case("Letters").replace(".reshape(*self.dim, 1)", '.reshape(*self.dim, 1, order="F")')
+    (finding,) = _fills(source)
+    assert finding.fix is None
