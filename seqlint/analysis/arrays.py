@@ -100,6 +100,7 @@ class ValueKinds:
         self._attrs: dict[str, Kind | None] = {}
         self._returns: dict[str, Kind | None] = {}
         self._busy: set[str] = set()  # attributes and functions being resolved (recursion guard)
+        self._replaced: dict[str, set[int]] = {}
 
     def of(self, expr: cst.BaseExpression, func: cst.FunctionDef | None, scope: dict[str, Kind] | None = None) -> Kind | None:
         """The kind of `expr` as evaluated inside `func` (at its position), or None when unknown."""
@@ -202,6 +203,9 @@ class ValueKinds:
                 return "ndarray"
             if _one_array_from_function(self.ctx, value, qual):
                 return "ndarray"
+            if isinstance(value.func, cst.Attribute) and value.func.attr.value in _array_methods() \
+                    and self._container(value.func.value) == "ndarray":
+                return "ndarray"  # `np.load(path).astype(np.float32)`
         kind = self.of(value, None)
         return "ndarray" if kind is not None and kind.type == "ndarray" else None
 
@@ -225,14 +229,17 @@ class ValueKinds:
         return False
 
     def _replaced_in_init(self, name: str) -> set[int]:
-        """Assignments of `self.<name>` in `__init__` that a later one replaces before any other method
-        can see them: both are statements of `__init__`'s own body and nothing in between calls a method
-        or hands `self` on. (`self.x = x`, then `self.x = np.asarray(self.x)`: only the second is what
-        the other methods read.)"""
+        """Assignments of `self.<name>` in `__init__` that a later one replaces before any other code
+        can see them: both are statements of `__init__`'s own body, and nothing in between calls a method
+        that may read it or hands `self` on. (`self.x = x`, then `self.x = np.asarray(self.x)`: only the
+        second is what the other methods read.)"""
+        if name in self._replaced:
+            return self._replaced[name]
         init = self.seq.methods.get("__init__")
         if init is None:
             return set()
         replaced: set[int] = set()
+        self._replaced[name] = replaced
         pending: list[int] = []
         for stmt in init.body.body:
             assigns = [small for small in getattr(stmt, "body", ()) if isinstance(small, cst.Assign)] \
@@ -459,14 +466,18 @@ def _one_array_from_function(ctx, call: cst.Call, qual: str | None) -> bool:
     if not isinstance(fn, cst.Lambda) or len(fn.params.params) != 1:
         return False
     body, param = fn.body, fn.params.params[0].name.value
-    if isinstance(body, cst.Call) and isinstance(body.func, cst.Attribute) \
-            and body.func.attr.value in spec.get("array_methods", ()):
+    if isinstance(body, cst.Call) and isinstance(body.func, cst.Attribute) and body.func.attr.value in _array_methods():
         return param in names_in(body.func.value)
     if isinstance(body, cst.Call):
         called = ctx.qualified_name(body.func) or ""
         constructors, _ = _tables()
         return called in constructors or called in _ARRAY_FUNCTIONS
     return isinstance(body, (cst.BinaryOperation, cst.UnaryOperation)) and param in names_in(body)
+
+
+@lru_cache(maxsize=None)
+def _array_methods() -> frozenset[str]:
+    return frozenset(load_data_table("arrays.toml")["methods"]["returning_arrays"])
 
 
 def _writes_attribute(stmt, name: str) -> bool:

@@ -148,7 +148,8 @@ shape `X` was allocated with after its first axis, or both ranks known and equal
 the loop calls nothing that could see the order of the writes. Otherwise **unsafe**: a list of
 tuples picks single elements one at a time but rows as one index; a row of lower rank than the
 batch's row broadcasts against the batch axis when all rows go at once; `reshape(n, -1)` raises for
-an empty batch, where the loop did nothing. An error in the rest of the loop now comes after the
+an empty batch, where the loop did nothing. When some fills of a loop are proven and others are not,
+the safe fix moves the proven ones and the others stay in the loop for `--unsafe-fixes`. An error in the rest of the loop now comes after the
 fills instead of between them (the batch is a local, so nothing can tell).
 A window gather `a[s:s + n]` over a 1-D array becomes `a[starts[:, None] + np.arange(n)]` and is
 **unsafe** too: for a window running past the end the slice is shorter (and the stack raises or mixes
@@ -1333,6 +1334,8 @@ def _fill_loop(ctx, loop: cst.For, func, kinds: ValueKinds) -> _FillLoop | None:
     read = set().union(*(_variables(m.array) | _variables(ids) | {n for c in m.methods for n in _variables(c)}
                          for m in moves))
     batches = {m.batch for m in moves}
+    if read & batches:
+        return None  # one fill reads what another writes
     for stmt in stays:
         if _variables(stmt) & batches:
             return None  # the rest of the body reads or writes the batch the fills write
@@ -1409,51 +1412,63 @@ def _fill_move(ctx, stmt, counter: str, item: str | None, ids, func, kinds: Valu
 def _fill_fix(ctx, fill: _FillLoop, func, kinds: ValueKinds):
     ids = ctx.code(fill.ids)
     count = f"len({ids})"
-    lines, statements, safe = [], [], is_index_vector(kinds.of(fill.ids, func))
-    for move in fill.moves:
-        rest = "".join(f", {ctx.code(element.slice)}" for element in move.target.slice[1:])
-        gathered = f"{ctx.code(move.array)}[{ids}]"
-        for call in move.methods:
-            args = _with_rows_first(ctx, call, count) if call.func.attr.value == "reshape" else _arguments(ctx, call.args)
-            if args is None:
-                return None
-            gathered += f".{call.func.attr.value}({args})"
-            if any(isinstance(n, cst.UnaryOperation) for n in walk(call)):
-                safe = False  # `reshape(n, -1)` fails for an empty batch, where the loop did nothing
-        comments = [ln.comment.value for ln in move.line.leading_lines if ln.comment is not None]
-        trailing = move.line.trailing_whitespace.comment
-        statement = f"{move.batch}[:{count}{rest}] = {gathered}"
-        statements.append(statement)
-        lines += comments + [statement + (f"  {trailing.value}" if trailing else "")]
-        safe = safe and _same_row_shape(ctx, kinds, func, move)
+    rewritten = [_fill_statement(ctx, move, ids, count) for move in fill.moves]
+    if any(r is None for r in rewritten):
+        return None
+    ids_known = is_index_vector(kinds.of(fill.ids, func))
     # The fills now run before the rest of the body: the same unless that calls code that could see them.
-    safe = safe and all(_allowed_call(ctx, n) for stmt in fill.stays for n in walk(stmt) if isinstance(n, cst.Call))
-    applicability = Applicability.SAFE if safe else Applicability.UNSAFE
+    quiet = all(_allowed_call(ctx, n) for stmt in fill.stays for n in walk(stmt) if isinstance(n, cst.Call))
+    proven = [ids_known and quiet and sure and _same_row_shape(ctx, kinds, func, move)
+              for move, (_, sure) in zip(fill.moves, rewritten)]
+    # Proven fills leave the loop first, by themselves: the others follow in a later pass, with
+    # `--unsafe-fixes` (they only read arrays and write their own batch, so the order between them is free).
+    chosen = [k for k, ok in enumerate(proven) if ok] or list(range(len(fill.moves)))
+    applicability = Applicability.SAFE if all(proven[k] for k in chosen) else Applicability.UNSAFE
+    moving = [fill.moves[k].line for k in chosen]
+    kept = [stmt for stmt in fill.loop.body.body if not any(stmt is line for line in moving)]
+    lines = []
+    for k in chosen:
+        line = fill.moves[k].line
+        trailing = line.trailing_whitespace.comment
+        lines += [ln.comment.value for ln in line.leading_lines if ln.comment is not None]
+        lines.append(rewritten[k][0] + (f"  {trailing.value}" if trailing else ""))
     loop = fill.loop
-    message = f"Fill with one index: `{statements[0]}`" + (" and more" if len(statements) > 1 else "")
-    if not fill.stays:
+    message = f"Fill with one index: `{rewritten[chosen[0]][0]}`" + (" and more" if len(chosen) > 1 else "")
+    if not kept:
         indent = indentation_of(ctx, loop)
         header = loop.body.header.comment
         text = "\n".join(([header.value] if header else []) + lines).replace("\n", "\n" + indent)
         start, end = ctx.position(loop)
         return make_fix(applicability, message, [Edit(text, start, end)])
     rows: set[int] = set()
-    for move in fill.moves:
-        first, last = statement_lines(ctx, move.line)
+    for line in moving:
+        first, last = statement_lines(ctx, line)
         rows.update(range(first, last + 1))
     # blank lines that would open the loop's body once the fills before them are gone
-    body = loop.body.body
-    opening = next(k for k, stmt in enumerate(body) if stmt is fill.stays[0])
-    if opening:
-        first_kept = ctx.position(fill.stays[0])[0].row - len(fill.stays[0].leading_lines)
-        for offset, line in enumerate(fill.stays[0].leading_lines):
-            if line.comment is not None:
+    if kept[0] is not loop.body.body[0]:
+        first_kept = ctx.position(kept[0])[0].row - len(kept[0].leading_lines)
+        for offset, blank in enumerate(kept[0].leading_lines):
+            if blank.comment is not None:
                 break
             rows.add(first_kept + offset)
     edits = [insert_lines_before(ctx, loop, lines)]
     for first, last in _runs(sorted(rows)):
         edits.append(Edit("", Location(first, 1), Location(last + 1, 1)))
     return make_fix(applicability, message, edits)
+
+
+def _fill_statement(ctx, move: _Move, ids: str, count: str) -> tuple[str, bool] | None:
+    """`X[:len(ids)] = a[ids]...` for one fill, and whether it also holds for an empty batch."""
+    rest = "".join(f", {ctx.code(element.slice)}" for element in move.target.slice[1:])
+    gathered, empty_ok = f"{ctx.code(move.array)}[{ids}]", True
+    for call in move.methods:
+        args = _with_rows_first(ctx, call, count) if call.func.attr.value == "reshape" else _arguments(ctx, call.args)
+        if args is None:
+            return None
+        gathered += f".{call.func.attr.value}({args})"
+        if any(isinstance(n, cst.UnaryOperation) for n in walk(call)):
+            empty_ok = False  # `reshape(n, -1)` fails for an empty batch, where the loop did nothing
+    return f"{move.batch}[:{count}{rest}] = {gathered}", empty_ok
 
 
 def _with_rows_first(ctx, call: cst.Call, count: str) -> str | None:

@@ -11,6 +11,7 @@ import textwrap
 from seqlint.engine import lint_source
 from seqlint.findings import Applicability
 from seqlint.rules.seq102_python_loop_over_array import PythonLoopOverArray
+from seqlint.runner import apply_fixes
 
 RULE = PythonLoopOverArray
 
@@ -76,3 +77,17 @@ def test_no_fix_for_a_reshape_in_fortran_order():
     source = _case("Letters").replace(".reshape(*self.dim, 1)", '.reshape(*self.dim, 1, order="F")')
     (finding,) = _fills(source)
     assert finding.fix is None
+
+
+def test_proven_fills_leave_the_loop_first_and_the_others_wait_for_unsafe_fixes():
+    # Labels of unknown rank (a column of shape (n, 1) would broadcast differently): the pixels' fill,
+    # proven, goes by itself in a safe fix; the labels' fill stays in the loop for a later unsafe one.
+    source = _case("Letters").replace("self.labels = labels", "self.labels = np.asarray(labels)")
+    (finding,) = _fills(source)
+    assert finding.fix.applicability is Applicability.SAFE
+    written = "".join(edit.content for edit in finding.fix.edits)
+    assert "X[:len(ids)] = self.pixels[ids]" in written and "y[:" not in written
+    fixed, _ = apply_fixes(textwrap.dedent(source), [finding.fix])
+    (rest,) = _fills(fixed)
+    assert rest.fix.applicability is Applicability.UNSAFE
+    assert "y[:len(ids)] = self.labels[ids]" in "".join(edit.content for edit in rest.fix.edits)
