@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import libcst as cst
 
-from seqlint.analysis.hotpath import is_self_attr, names_in, walk
+from seqlint.analysis.hotpath import assignment_targets, is_self_attr, names_in, walk
 from seqlint.analysis.tables import load_data_table
 
 _NUMERIC = ("int", "float", "number")
@@ -481,12 +481,7 @@ def _array_methods() -> frozenset[str]:
 
 
 def _writes_attribute(stmt, name: str) -> bool:
-    for node in walk(stmt):
-        targets = [node.target] if isinstance(node, (cst.AugAssign, cst.AnnAssign)) else \
-            [t.target for t in node.targets] if isinstance(node, cst.Assign) else []
-        if any(is_self_attr(n) == name for t in targets for n in walk(t)):
-            return True
-    return False
+    return any(is_self_attr(n) == name for node in walk(stmt) for t in assignment_targets(node) for n in walk(t))
 
 
 # NumPy functions that always return an ndarray (besides the constructors of arrays.toml).

@@ -1311,7 +1311,6 @@ class _Move(NamedTuple):
 
 class _FillLoop(NamedTuple):
     loop: cst.For
-    counter: str                    # `i`: the batch row the loop writes
     ids: cst.BaseExpression         # what the loop walks: the rows' ids
     moves: list                     # the fills that become one index each
     stays: list                     # every other statement of the body, in order
@@ -1342,7 +1341,7 @@ def _fill_loop(ctx, loop: cst.For, func, kinds: ValueKinds) -> _FillLoop | None:
         written = {n for node in walk(stmt) for t in assignment_targets(node) for n in _variables(t)}
         if written & read or bound_names(stmt) & read:
             return None  # ... or changes what they read
-    return _FillLoop(loop, counter, ids, moves, stays)
+    return _FillLoop(loop, ids, moves, stays)
 
 
 def _variables(node) -> set[str]:
