@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from seqlint.analysis.hotpath import Phase, assignment_targets, bound_names, is_self_attr, walk
+from seqlint.analysis.hotpath import Phase, assignment_targets, bound_names, is_self_attr, variables, walk
 from seqlint.analysis.batchflow import flow_tables
 from seqlint.analysis.regions import SAMPLE, CleanSteps, Region, elementwise, is_file, location, pads_rows, regions
 from seqlint.analysis.regions import trailing as trailing_step
@@ -717,12 +717,11 @@ def _all_statements(func):
 
 
 def _fresh(base: str, statements) -> str:
-    """`base`, or `base_`, ... : a variable name none of the statements uses (attribute names of the same
-    spelling do not count)."""
+    """`base`, or `base_`, ... : a variable name none of the statements uses (attribute and keyword names
+    of the same spelling do not count)."""
     used = set()
     for stmt in statements:
-        attrs = {id(n.attr) for n in walk(stmt) if isinstance(n, cst.Attribute)}
-        used |= {n.value for n in walk(stmt) if isinstance(n, cst.Name) and id(n) not in attrs}
+        used |= variables(stmt)
     name = base
     while name in used:
         name += "_"

@@ -97,6 +97,18 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return {n.value for n in walk(node) if isinstance(n, cst.Name)}
 
 
+def variables(node: cst.CSTNode) -> set[str]:
+    """The variables `node` uses or binds: its bare names, not attribute names (`masks` in `self.masks`)
+    nor keyword names (`axis` in `f(axis=1)`)."""
+    skip = set()
+    for sub in walk(node):
+        if isinstance(sub, cst.Attribute):
+            skip.add(id(sub.attr))
+        elif isinstance(sub, cst.Arg) and sub.keyword is not None:
+            skip.add(id(sub.keyword))
+    return {sub.value for sub in walk(node) if isinstance(sub, cst.Name) and id(sub) not in skip}
+
+
 def root_name(target) -> str | None:
     """"x" for `x`, `x[i]`, `x.attr[i]`: the variable a write target writes into; None otherwise."""
     while isinstance(target, (cst.Subscript, cst.Attribute)):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from seqlint.analysis.batchflow import flow_tables, only_permuted
-from seqlint.analysis.hotpath import bound_names, is_self_attr, root_name, walk
+from seqlint.analysis.hotpath import bound_names, is_self_attr, root_name, variables, walk
 from seqlint.analysis.regions import SAMPLE, CleanSteps, is_file
 from seqlint.analysis.values import Op, Value
 from seqlint.findings import Edit
@@ -266,7 +266,7 @@ def _after_the_stack(ctx, flow, clean, read: Value, loop, key_names: set[str]):
         if any(v.op in (Op.WRITE, Op.LOOP) for v in region.gathering):
             return None
         extraction = _Extraction.build(ctx, flow, clean, region)
-        if extraction is not None and extraction.trailing_only and not key_names & _names_read(
+        if extraction is not None and extraction.trailing_only and not key_names & variables(
             cst.Module(body=[*extraction.body, cst.SimpleStatementLine([cst.Return(extraction.result)])])
         ):
             return extraction
@@ -506,7 +506,7 @@ def _backward_slice(ctx, flow, frontier_stmt, frontier_node, body: list):
     if all(frontier_stmt is not s for s in body):
         return None
     position = next(i for i, s in enumerate(body) if s is frontier_stmt)
-    needed = _names_read(frontier_node)
+    needed = variables(frontier_node)
     picked = []
     for stmt in reversed(body[:position]):
         bound = bound_names(stmt)
@@ -514,7 +514,7 @@ def _backward_slice(ctx, flow, frontier_stmt, frontier_node, body: list):
             continue
         if isinstance(stmt, cst.BaseCompoundStatement) and not isinstance(stmt, cst.With):
             return None
-        needed |= _names_read(stmt) - bound
+        needed |= variables(stmt) - bound
         picked.append(stmt)
     # A statement moves when only the loader's own code reads what it binds; it is copied when the loop
     # still needs it (`path` also gives the label).
@@ -557,7 +557,7 @@ def _reads_only_key_and_settings(ctx, flow, func, loop, stmts, frontier_node, ke
         if isinstance(node, (cst.AssignTarget, cst.For, cst.CompFor)):
             outside |= {n.value for n in walk(getattr(node, "target")) if isinstance(n, cst.Name)}
     for part in (*stmts, frontier_node):
-        for name in _names_read(part):
+        for name in variables(part):
             if name in bound or name == "self":
                 continue
             if name in outside:
@@ -570,20 +570,6 @@ def _reads_only_key_and_settings(ctx, flow, func, loop, stmts, frontier_node, ke
             if (attr := is_self_attr(node)) is not None and attr in flow.volatile:
                 return False
     return True
-
-
-def _names_read(node) -> set[str]:
-    names = set()
-    skip = set()
-    for sub in walk(node):
-        if isinstance(sub, cst.Attribute):
-            skip.add(id(sub.attr))
-        elif isinstance(sub, cst.Arg) and sub.keyword is not None:
-            skip.add(id(sub.keyword))
-    for sub in walk(node):
-        if isinstance(sub, cst.Name) and id(sub) not in skip:
-            names.add(sub.value)
-    return names
 
 
 def _start(ctx, node):
@@ -602,7 +588,7 @@ def _name_of(frontier_stmt, frontier_node, loader_stmts: list) -> str:
         if isinstance(target, cst.Name):
             candidates.append(target.value)
     bound = set().union(*(bound_names(s) for s in loader_stmts)) if loader_stmts else set()
-    candidates += sorted(_names_read(frontier_node) & bound)
+    candidates += sorted(variables(frontier_node) & bound)
     for candidate in candidates:
         if len(candidate) > 2:
             return re.sub(r"[^0-9A-Za-z_]", "_", candidate.lower()).strip("_") or "sample"
@@ -788,8 +774,8 @@ def _padded_row(ctx, flow, func, loop, frontier: Value, index_name) -> _Padded |
     if fill is None or not fill[1]:
         return None
     array, rest = fill
-    written = _names_read(assign.value)
-    if not (_is_list(frontier.node) or any(_names_read(r) & written for r in rest)):
+    written = variables(assign.value)
+    if not (_is_list(frontier.node) or any(variables(r) & written for r in rest)):
         return None  # an array written into a fixed part of the row (`y[i, ..., 0] = m`): a plain fill
     allocations = [s for s in func.body.body if isinstance(s, cst.SimpleStatementLine) and len(s.body) == 1
                    and isinstance(s.body[0], cst.Assign) and len(s.body[0].targets) == 1
@@ -814,7 +800,7 @@ def _padded_row(ctx, flow, func, loop, frontier: Value, index_name) -> _Padded |
         n.value for node in walk(func.body) if isinstance(node, (cst.AssignTarget, cst.For, cst.WithItem))
         for n in walk(getattr(node, "target", None) or getattr(node, "asname", None) or cst.Name("_"))
         if isinstance(n, cst.Name)}
-    if any(_names_read(part) & (local - {"self"}) for part in padded.row_parts()):
+    if any(variables(part) & (local - {"self"}) for part in padded.row_parts()):
         return None
     return padded
 
@@ -858,7 +844,7 @@ def _indexed_keys(flow, key: str, parts: list) -> str | None:
 def _fresh_name(base: str, parts: list) -> str:
     taken = set()
     for part in parts:
-        taken |= _names_read(part) | (bound_names(part) if isinstance(part, cst.BaseStatement) else set())
+        taken |= variables(part) | (bound_names(part) if isinstance(part, cst.BaseStatement) else set())
     name = base
     while name in taken:
         name += "_"
@@ -879,6 +865,6 @@ def fill_target(stmt, value_node, index_name):
     if not (isinstance(first, cst.Index) and isinstance(first.value, cst.Name) and first.value.value == index_name):
         return None
     rest = [e.slice.value if isinstance(e.slice, cst.Index) else e.slice for e in target.slice[1:]]
-    if any(index_name in _names_read(r) for r in rest):
+    if any(index_name in variables(r) for r in rest):
         return None
     return target.value.value, rest

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from seqlint.analysis.hotpath import walk
+from seqlint.analysis.hotpath import variables, walk
 from seqlint.analysis.packing import (
-    Pack, PackPlan, _names_read, _reads_only_key_and_settings, _start, _unique, keys_attribute,
+    Pack, PackPlan, _reads_only_key_and_settings, _start, _unique, keys_attribute,
 )
 from seqlint.analysis.regions import is_file, regions
 from seqlint.analysis.values import Op, Value
@@ -204,7 +204,7 @@ def _settings_only(ctx, flow, func, node) -> bool:
     for sub in walk(func.body):
         if isinstance(sub, cst.AssignTarget):
             locals_ |= {n.value for n in walk(sub.target) if isinstance(n, cst.Name)}
-    for name in _names_read(node):
+    for name in variables(node):
         if name in locals_:
             values = [v for sub in walk(node) if isinstance(sub, cst.Name) and sub.value == name
                       for v in flow.values_at(sub)]
@@ -231,7 +231,7 @@ def _steps_after(ctx, flow, clean, read: _Read, with_stmt):
                     for u in v.ins if not u.data]
         if not all(scalar_setting(ctx, flow, u) for u in settings):
             return None
-        if read.key in _names_read(cst.Module(body=[*extraction.body, cst.SimpleStatementLine([cst.Return(extraction.result)])])):
+        if read.key in variables(cst.Module(body=[*extraction.body, cst.SimpleStatementLine([cst.Return(extraction.result)])])):
             return None
         if with_stmt is not None:
             start, end = ctx.position(with_stmt)

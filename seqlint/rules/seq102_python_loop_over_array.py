@@ -9,7 +9,7 @@ import libcst as cst
 from seqlint.analysis import effects
 from seqlint.analysis.arrays import ValueKinds, dtype_class, is_index_vector
 from seqlint.analysis.hoisting import statement_lines
-from seqlint.analysis.hotpath import Phase, assignment_targets, bound_names, is_self_attr, names_in, walk
+from seqlint.analysis.hotpath import Phase, assignment_targets, bound_names, is_self_attr, names_in, variables, walk
 from seqlint.analysis.packing import fill_target
 from seqlint.analysis.tables import elementwise_numpy
 from seqlint.findings import Applicability, Edit, Location
@@ -1330,24 +1330,18 @@ def _fill_loop(ctx, loop: cst.For, func, kinds: ValueKinds) -> _FillLoop | None:
         (moves if move is not None else stays).append(move or stmt)
     if not moves:
         return None
-    read = set().union(*(_variables(m.array) | _variables(ids) | {n for c in m.methods for n in _variables(c)}
+    read = set().union(*(variables(m.array) | variables(ids) | {n for c in m.methods for n in variables(c)}
                          for m in moves))
     batches = {m.batch for m in moves}
     if read & batches:
         return None  # one fill reads what another writes
     for stmt in stays:
-        if _variables(stmt) & batches:
+        if variables(stmt) & batches:
             return None  # the rest of the body reads or writes the batch the fills write
-        written = {n for node in walk(stmt) for t in assignment_targets(node) for n in _variables(t)}
+        written = {n for node in walk(stmt) for t in assignment_targets(node) for n in variables(t)}
         if written & read or bound_names(stmt) & read:
             return None  # ... or changes what they read
     return _FillLoop(loop, ids, moves, stays)
-
-
-def _variables(node) -> set[str]:
-    """The variables `node` uses: its bare names, not the attribute names (`masks` in `self.masks`)."""
-    attributes = {id(n.attr) for n in walk(node) if isinstance(n, cst.Attribute)}
-    return {n.value for n in walk(node) if isinstance(n, cst.Name) and id(n) not in attributes}
 
 
 def _fill_header(ctx, loop: cst.For):
@@ -1368,7 +1362,7 @@ def _fill_header(ctx, loop: cst.For):
     # `ids` is evaluated again by the fix (`len(ids)`, `x[ids]`): it must be a plain read
     if not isinstance(ids, (cst.Name, cst.Attribute, cst.Subscript)) or any(isinstance(n, cst.Call) for n in walk(ids)):
         return None
-    if {counter, item} & _variables(ids):
+    if {counter, item} & variables(ids):
         return None
     return counter, item, ids
 
@@ -1394,7 +1388,7 @@ def _fill_move(ctx, stmt, counter: str, item: str | None, ids, func, kinds: Valu
     if not (picks_item or picks_id) or not isinstance(array, (cst.Name, cst.Attribute)):
         return None
     loop_names = {counter, item, batch} - {None}
-    if loop_names & _variables(array) or any(loop_names & _variables(a) for call in methods for a in call.args):
+    if loop_names & variables(array) or any(loop_names & variables(a) for call in methods for a in call.args):
         return None
     if not (ctx.is_sample_data(value) or _self_attribute(array)):
         return None
